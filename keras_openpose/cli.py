@@ -1,0 +1,415 @@
+"""Command-line entry points. Every user-facing script is a thin wrapper around one function here:
+parse arguments, call the package, print a short result. Bad input ends with one line
+``error: <file>: <problem>`` and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .errors import DataError  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def str2bool(v) -> bool:
+    """Parse ``True/False/yes/no/1/0`` (case-insensitive); the reference's ``type=bool`` turned
+    ``False`` into True (§13.1 item 7)."""
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("true", "t", "yes", "y", "1", "on"):
+        return True
+    if s in ("false", "f", "no", "n", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {v!r}")
+
+
+def _parser(prog, description, examples):
+    return argparse.ArgumentParser(prog=prog, description=description,
+                                   epilog="examples:\n" + "\n".join("  " + e for e in examples),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def run(fn, argv=None):
+    """Call ``fn(argv)``; turn :class:`DataError` into a one-line error and exit status 2."""
+    try:
+        return fn(argv)
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted: completed work is saved; run the same command again to resume", file=sys.stderr)
+        sys.exit(130)
+
+
+# ------------------------------------------------------------------------------------------
+# dataset / training data
+# ------------------------------------------------------------------------------------------
+
+def generate_masks(argv=None):
+    p = _parser("generate_masks_coco2014.py",
+                "Write the ignore mask of every image of a COCO split (mask_miss_<id>.png; 255 = loss "
+                "used, 0 = crowd regions and people without keypoints). Resumable.",
+                ["python training/generate_masks_coco2014.py --coco-root dataset/sample --split train2017 --out runs/masks_train2017",
+                 "python training/generate_masks_coco2014.py --coco-root dataset --split train2014 --out dataset/trainmask2014"])
+    p.add_argument("--coco-root", required=True, help="COCO root with annotations/ and <split>/")
+    p.add_argument("--split", required=True, help="e.g. train2014, val2014, train2017")
+    p.add_argument("--out", required=True, help="output folder of PNG masks")
+    a = p.parse_args(argv)
+    from .coco import CocoSplit
+    from .store import write_masks
+    split = CocoSplit(a.coco_root, a.split)
+    n = write_masks(split, a.out, progress=True)
+    print(f"{a.out}: {n} masks written ({len(split.image_ids)} images in {a.split})")
+
+
+def generate_hdf5(argv=None):
+    p = _parser("generate_hdf5_coco2014.py",
+                "Build the compact training store of a COCO split: original JPEG bytes, ignore mask "
+                "(PNG), people arrays and main people, once per image for every domain. Parallel, "
+                "atomic, resumable (re-run the same command after an interruption).",
+                ["python training/generate_hdf5_coco2014.py --coco-root dataset/sample --split train2017 --out runs/train2017.h5",
+                 "python training/generate_hdf5_coco2014.py --coco-root dataset --split val2014 --out dataset/val2014_train.h5 --exclude-list cmu1k"])
+    p.add_argument("--coco-root", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", required=True, help="output .h5")
+    p.add_argument("--masks", help="folder from generate_masks_coco2014.py (else masks are computed here)")
+    p.add_argument("--exclude-list", help="test list never stored: cmu1k, random1k, or an id file")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    a = p.parse_args(argv)
+    from .coco import CocoSplit, cmu_val2014_1k, random_test_list, read_id_list
+    from .store import build_store
+    split = CocoSplit(a.coco_root, a.split)
+    exclude = []
+    if a.exclude_list == "cmu1k":
+        exclude = cmu_val2014_1k()
+    elif a.exclude_list == "random1k":
+        exclude = random_test_list(split, 1000, 0)
+    elif a.exclude_list:
+        exclude = read_id_list(a.exclude_list)
+    r = build_store(split, a.out, exclude_ids=exclude, mask_dir=a.masks, workers=a.workers)
+    ratio = r["bytes"] / max(r["jpeg_bytes"], 1)
+    print(f"{r['path']}: {r['images']} images, {r['people']} people, {r['main_people']} main people, "
+          f"{r['bytes'] / 1e6:.1f} MB = {ratio:.2f}x the stored JPEG bytes; {len(r['skipped'])} skipped")
+    for s in r["skipped"][:20]:
+        print("  skipped:", s)
+
+
+def make_test_domains(argv=None):
+    p = _parser("make_test_domains.py",
+                "Build test domains (normal, dark, motion_blur, resolution) of a COCO split as new "
+                "splits with correct annotations (half resolution rescales keypoints, bbox, area, "
+                "segmentation, width/height).",
+                ["python dataset/make_test_domains.py --coco-root dataset/sample --split val2017 --out runs/test",
+                 "python dataset/make_test_domains.py --coco-root dataset --split val2014 --test-list cmu1k --tag _cmu1k --out dataset"])
+    p.add_argument("--coco-root", required=True)
+    p.add_argument("--split", required=True)
+    p.add_argument("--out", required=True, help="root to write <split><tag>_<domain>/ and annotations/")
+    p.add_argument("--domains", default="normal,dark,motion_blur,resolution")
+    p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
+    p.add_argument("--tag", default="", help="inserted after the split name, e.g. _random1k")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random1k list")
+    a = p.parse_args(argv)
+    from .coco import CocoSplit, make_domain_test_set, resolve_test_list
+    split = CocoSplit(a.coco_root, a.split)
+    ids = resolve_test_list(a.test_list, split, a.seed)
+    for d in a.domains.split(","):
+        s = make_domain_test_set(split, d.strip(), a.out, ids, tag=a.tag, progress=True)
+        print(f"{s.image_dir}: {len(s.images)} images, {len(s.data['annotations'])} annotations")
+
+
+# ------------------------------------------------------------------------------------------
+# training
+# ------------------------------------------------------------------------------------------
+
+def _publish(model_path: Path, models_dir: Path, domain: str, extra: dict):
+    models_dir.mkdir(parents=True, exist_ok=True)
+    dst = models_dir / f"pose_{domain}.keras"
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.copyfile(model_path, tmp)
+    os.replace(tmp, dst)
+    man_path = models_dir / "manifest.json"
+    man = json.loads(man_path.read_text()) if man_path.exists() else {}
+    man[f"pose_{domain}"] = {"file": dst.name, **extra}
+    tmp = man_path.with_name("manifest.json.tmp")
+    tmp.write_text(json.dumps(man, indent=1))
+    os.replace(tmp, man_path)
+    return dst
+
+
+def train_pose(argv=None):
+    p = _parser("train_pose.py",
+                "Train one CPM/PAF expert. The domain effect is applied on the fly to the shared store. "
+                "Checkpoints every epoch; re-running the same command resumes exactly.",
+                ["python training/train_pose.py --effect _dark --store runs/train2017.h5 --config tiny --steps 300",
+                 "python training/train_pose.py --effect '' --store dataset/train2017.h5 --config vgg19 --precision mixed_float16",
+                 "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --config tiny"])
+    p.add_argument("--effect", default="", help="'' (normal), _dark or _motion_blur")
+    p.add_argument("--store", required=True, help="training store from generate_hdf5_coco2014.py")
+    p.add_argument("--config", default=None, help="network: vgg19 (CMU), lightweight, tiny")
+    p.add_argument("--experiment", default=None, help="YAML experiment file (configs/*.yaml); flags override it")
+    p.add_argument("--out", default=None, help="run folder (default training/runs/weights<effect>)")
+    p.add_argument("--models-dir", default=str(REPO / "models"), help="where the final model is published")
+    p.add_argument("--steps", type=int)
+    p.add_argument("--steps-per-epoch", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=["adam", "sgd"])
+    p.add_argument("--precision", help="mixed_bfloat16 (CPU default), mixed_float16 (GPU), float32")
+    p.add_argument("--crop", type=int, help="training crop size (368 in the paper)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--init-from", help="a .keras model to fine-tune from (e.g. the normal expert)")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    a = p.parse_args(argv)
+    from .config import TrainConfig, from_dict, load_yaml
+    from .domains import effect_from_flag
+    from .train import train_expert
+    data = load_yaml(a.experiment).get("train", {}) if a.experiment else {}
+    cfg = from_dict(TrainConfig, data, a.experiment or "config")
+    cfg.effect = effect_from_flag(a.effect)
+    for flag, field in (("config", "model"), ("steps", "steps"), ("steps_per_epoch", "steps_per_epoch"),
+                        ("batch_size", "batch_size"), ("lr", "learning_rate"), ("optimizer", "optimizer"),
+                        ("precision", "precision"), ("seed", "seed")):
+        if getattr(a, flag) is not None:
+            setattr(cfg, field, getattr(a, flag))
+    if a.crop:
+        cfg.augment.crop = a.crop
+    out = Path(a.out or REPO / "training" / "runs" / f"weights{a.effect}")
+    final = train_expert(cfg, a.store, out, resume=not a.no_resume, init_from=a.init_from)
+    dst = _publish(final, Path(a.models_dir), cfg.effect, {"config": cfg.model, "steps": cfg.steps, "run": str(out)})
+    print(f"{final} -> {dst}")
+
+
+def train_classifier(argv=None):
+    p = _parser("train.py", "Train the domain classifier (normal / dark / motion_blur) from scratch on any "
+                "image folder; effects at random strengths and directions; best checkpoint kept.",
+                ["python train_domain_classifier/train.py --train dataset/sample/train2017 --val dataset/sample/val2017 --out models/domain_classifier.pt",
+                 "python train_domain_classifier/train.py --train dataset/train2014 --val dataset/val2014 --epochs 20 --max-images 5000"])
+    p.add_argument("--train", required=True, help="folder of training images")
+    p.add_argument("--val", required=True, help="folder of held-out images")
+    p.add_argument("--out", default=str(REPO / "models" / "domain_classifier.pt"))
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    from .classifier import train_classifier as tc
+    log = tc(a.train, a.val, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images)
+    print(f"{a.out}: best validation accuracy {log['val_accuracy']:.4f} at epoch {log['best_epoch']}")
+
+
+def validate_classifier(argv=None):
+    p = _parser("validate.py", "Classify the images of a folder; with labels, report accuracy and the "
+                "confusion matrix.",
+                ["python train_domain_classifier/validate.py --weights models/domain_classifier.pt --images dataset/sample/val2017 --labels synthesize --out val.json",
+                 "python train_domain_classifier/validate.py --weights models/domain_classifier.pt --images my_night_frames --labels dark --out night.json"])
+    p.add_argument("--weights", required=True)
+    p.add_argument("--images", required=True)
+    p.add_argument("--out", required=True, help="JSON: list of {image, probabilities} (+ accuracy)")
+    p.add_argument("--labels", default=None, help="none, a class name for the whole folder, or synthesize")
+    a = p.parse_args(argv)
+    from .classifier import validate
+    from .coco import write_json_atomic
+    r = validate(a.weights, a.images, a.labels)
+    write_json_atomic(r["predictions"] if "accuracy" not in r else r, a.out)
+    if "accuracy" in r:
+        print(f"accuracy {r['accuracy']:.4f} on {len(r['predictions'])} images; confusion (rows = truth, "
+              f"{r['confusion']['classes']}): {r['confusion']['matrix']}")
+    print(f"{a.out}: {len(r['predictions'])} predictions")
+
+
+# ------------------------------------------------------------------------------------------
+# evaluation, ensemble, disagreement
+# ------------------------------------------------------------------------------------------
+
+def _model_tag(effect: str) -> str:
+    return {"": "ours", "normal": "ours"}.get(effect.lstrip("_"), effect.lstrip("_"))
+
+
+def _results_dir(base, dt, tag, n):
+    return Path(base) / f"{dt}-{tag}-open-pose-single-scale-{n}"
+
+
+def _eval_args(p):
+    p.add_argument("--coco_dataType", "-dt", required=True, help="split name, e.g. val2017_dark, val2014")
+    p.add_argument("--coco-root", default=str(REPO / "dataset"), help="root with annotations/ and <dataType>/")
+    p.add_argument("--models-dir", default=str(REPO / "models"), help="pose_<domain>.keras + domain_classifier.pt")
+    p.add_argument("--fir_img_num", type=int, default=-1, help="first N images of the list (-1 = all); "
+                   "COCO eval then covers exactly those images")
+    p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
+    p.add_argument("--compute_keypoint", type=str2bool, default=True, help="run the network (True/False)")
+    p.add_argument("--eval_compute_keypoint", type=str2bool, default=True, help="COCO eval + PCK (True/False)")
+    p.add_argument("--scales", default="1", help="comma-separated multiples of the 368 box, e.g. 0.5,1,1.5,2")
+    p.add_argument("--flip", type=str2bool, default=False, help="average with the mirrored image")
+    p.add_argument("--out", default=str(REPO / "eval" / "results"), help="results folder")
+    p.add_argument("--overlays", type=str2bool, default=False, help="write per-image skeleton overlays")
+
+
+def _setup_eval(a):
+    from .coco import CocoSplit, resolve_test_list
+    split = CocoSplit(a.coco_root, a.coco_dataType)
+    ids = resolve_test_list(a.test_list, split)
+    if a.fir_img_num is not None and a.fir_img_num >= 0:
+        ids = ids[:a.fir_img_num]
+    return split, ids
+
+
+def _inference_options(a):
+    from .inference import InferenceOptions
+    try:
+        scales = tuple(float(s) for s in str(a.scales).split(","))
+    except ValueError:
+        raise DataError(f"--scales {a.scales!r}: expected numbers like 0.5,1,1.5,2") from None
+    return InferenceOptions(scales=scales, flip=a.flip)
+
+
+def _subsets():
+    import pandas as pd
+    path = REPO / "dataset" / "lists" / "deform_rare_crowded_list.csv"
+    df = pd.read_csv(path)
+    return {c: [int(v) for v in df[c].dropna()] for c in df.columns}
+
+
+def eval_single_scale(argv=None):
+    p = _parser("eval_coco2014_single_scale.py",
+                "Evaluate one expert on a COCO split: COCO keypoint AP (pycocotools), PCK, timing; "
+                "writes results JSON, match-to-GT JSON and a CSV into one run folder. Resumable.",
+                ["python eval/eval_coco2014_single_scale.py --effect _dark --coco_dataType val2017_dark --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models",
+                 "python eval/eval_coco2014_single_scale.py --effect '' --coco_dataType val2014 --test-list cmu1k --scales 0.5,1,1.5,2",
+                 "python eval/eval_coco2014_single_scale.py --effect _dark --coco_dataType val2017_dark --compute_keypoint False --eval_compute_keypoint True"])
+    p.add_argument("--effect", default="", help="expert: '' (normal), _dark, _motion_blur")
+    p.add_argument("--weights", default=None, help="a .keras model (default <models-dir>/pose_<domain>.keras)")
+    _eval_args(p)
+    a = p.parse_args(argv)
+    from .domains import effect_from_flag
+    from .evaluate import evaluate_predictor
+    from .inference import PoseEstimator
+    split, ids = _setup_eval(a)
+    domain = effect_from_flag(a.effect)
+    weights = a.weights or Path(a.models_dir) / f"pose_{domain}.keras"
+    predict = PoseEstimator.from_weights(weights, _inference_options(a)).estimate if a.compute_keypoint else None
+    out = _results_dir(a.out, a.coco_dataType, _model_tag(a.effect), len(ids))
+    s = evaluate_predictor(predict, split, ids, out, f"{a.coco_dataType}-{_model_tag(a.effect)}",
+                           compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
+                           overlays=a.overlays, subsets=_subsets())
+    _print_summary(s, out)
+
+
+def _print_summary(s, out):
+    if "stats" in s:
+        st = s["stats"]
+        print(f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
+              f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image ({s['images']} images)")
+    else:
+        print(f"{out}: {s['detections']} people in {s['images']} images")
+
+
+def ensemble(argv=None):
+    p = _parser("ensemble.py", "Evaluate the domain ensemble: route (classifier picks one expert, only it "
+                "runs), fuse (probability-weighted mean of the experts' maps), or all (every expert, "
+                "for util_ainu.py).",
+                ["python train_domain_classifier/ensemble.py --coco_dataType val2017_dark --mode route --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models",
+                 "python train_domain_classifier/ensemble.py --coco_dataType val2014 --test-list cmu1k --mode fuse"])
+    p.add_argument("--mode", choices=["route", "fuse", "all"], default="route")
+    _eval_args(p)
+    a = p.parse_args(argv)
+    from .evaluate import evaluate_predictor
+    split, ids = _setup_eval(a)
+    ens = load_ensemble(a.models_dir, _inference_options(a), need_classifier=a.mode != "all")
+    if a.mode == "all":
+        for d, est in ens.experts.items():
+            tag = _model_tag(d)
+            out = _results_dir(a.out, a.coco_dataType, tag, len(ids))
+            _print_summary(evaluate_predictor(est.estimate, split, ids, out, f"{a.coco_dataType}-{tag}",
+                                              compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint), out)
+        return
+    out = _results_dir(a.out, a.coco_dataType, f"ensemble_{a.mode}", len(ids))
+    s = evaluate_predictor(ens.predictor(a.mode), split, ids, out, f"{a.coco_dataType}-ensemble_{a.mode}",
+                           compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays)
+    _print_summary(s, out)
+
+
+def load_ensemble(models_dir, options=None, need_classifier=True):
+    """Experts ``<models_dir>/pose_<domain>.keras`` and ``domain_classifier.pt`` as an Ensemble."""
+    from .classifier import DomainClassifier
+    from .domains import EXPERT_DOMAINS
+    from .ensemble import Ensemble
+    from .inference import PoseEstimator, load_network
+    models_dir = Path(models_dir)
+    experts = {d: PoseEstimator(load_network(models_dir / f"pose_{d}.keras"), options) for d in EXPERT_DOMAINS}
+    clf = DomainClassifier(models_dir / "domain_classifier.pt") if need_classifier else None
+    return Ensemble(experts, clf)
+
+
+def disagreement(argv=None):
+    p = _parser("util_ainu.py", "Per-limb translational and rotational disagreement of the three experts "
+                "(correct limb names, scale-normalised, angles wrapped), whether it predicts error "
+                "(Spearman rho, sparsification, AUSE) and a plot.",
+                ["python util_ainu.py --coco_dataType val2017_dark --coco-root runs/quickstart/data/test --results eval/results",
+                 "python util_ainu.py --coco_dataType val2014 --no-gt   # pair people by OKS, no labels needed"])
+    p.add_argument("--coco_dataType", "-dt", required=True)
+    p.add_argument("--coco-root", default=str(REPO / "dataset"))
+    p.add_argument("--results", default=str(REPO / "eval" / "results"), help="folder of the experts' eval runs")
+    p.add_argument("--no-gt", action="store_true", help="pair people across experts by OKS, not GT ids")
+    p.add_argument("--out", default=None, help="output folder (default: the results folder)")
+    a = p.parse_args(argv)
+    from .coco import CocoSplit
+    split = CocoSplit(a.coco_root, a.coco_dataType)
+    res = disagreement_for_split(split, a.coco_dataType, Path(a.results), Path(a.out or a.results), use_gt=not a.no_gt)
+    print(f"{res['csv']}: total transl {res['total_transl']:.3f}, total rot {res['total_rot']:.3f}, "
+          f"{res['n_persons']} people; Spearman rho(transl, error) {res.get('spearman_transl', float('nan')):.3f}, "
+          f"AUSE {res.get('ause_transl', float('nan')):.3f}")
+
+
+def disagreement_for_split(split, dt: str, results: Path, out: Path, use_gt: bool = True) -> dict:
+    """Read the three experts' match-to-GT JSONs of ``dt`` under ``results`` and write
+    ``<dt>-three-model-disagreement.{csv,json,png}`` under ``out``; returns the report (+ paths)."""
+    import pandas as pd
+
+    from .coco import write_json_atomic
+    from .domains import EXPERT_DOMAINS
+    from .uncertainty import disagreement_report
+    from .visualize import plot_sparsification
+    dets, matches = {}, {}
+    for d in EXPERT_DOMAINS:
+        tag = _model_tag(d)
+        runs = sorted(results.glob(f"{dt}-{tag}-open-pose-single-scale-*"))
+        if not runs:
+            raise DataError(f"{results}: no eval run of expert {tag!r} on {dt} (run eval_coco2014_single_scale.py first)")
+        f = runs[-1] / f"{dt}-{tag}_result_matchGtId.json"
+        if not f.is_file():
+            raise DataError(f"{f}: match-to-GT file missing (run the eval with --eval_compute_keypoint True)")
+        rows = json.loads(f.read_text())
+        dets[d] = rows
+        matches[d] = {r["id"]: r["gtId"] for r in rows}
+    rep = disagreement_report(dets, split.data if use_gt else None, matches if use_gt else None)
+    names = {d: ("ours" if d == "normal" else d) for d in EXPERT_DOMAINS}
+    rows = [(f"transl disagreement {k.replace('-', ' to ')}", v["transl"]) for k, v in rep["limbs"].items()]
+    rows += [(f"rotate disagreement {k.replace('-', ' to ')}", v["rot"]) for k, v in rep["limbs"].items()]
+    rows += [("total transl disagreement", rep["total_transl"]), ("total rotate disagreement", rep["total_rot"])]
+    out.mkdir(parents=True, exist_ok=True)
+    csv = out / f"{dt}-three-model-disagreement.csv"
+    pd.DataFrame(rows, columns=["evaluation_metrics", "value"]).to_csv(csv, index=False, float_format="%.4f")
+    rep["experts_tags"] = names
+    write_json_atomic(rep, out / f"{dt}-three-model-disagreement.json")
+    png = out / f"{dt}-three-model-sparsification.png"
+    if "sparsification_transl" in rep:
+        plot_sparsification({"translational": rep["sparsification_transl"], "rotational": rep["sparsification_rot"]},
+                            png, f"{dt}: disagreement vs error")
+    return {**rep, "csv": str(csv), "png": str(png)}
+
+
+def quickstart(argv=None):
+    p = _parser("quickstart", "The whole pipeline on the bundled COCO sample (see README).",
+                ["python -m keras_openpose.quickstart", "python -m keras_openpose.quickstart --config configs/quickstart.yaml --out runs/quickstart"])
+    p.add_argument("--config", default=str(REPO / "configs" / "quickstart.yaml"))
+    p.add_argument("--out", default=str(REPO / "runs" / "quickstart"))
+    a = p.parse_args(argv)
+    from .quickstart import run_quickstart
+    run_quickstart(a.config, a.out)

@@ -1,0 +1,121 @@
+"""Image domains: the degradations that define the experts' training data and the test domains.
+
+* ``dark``: brightness scaled by ``factor`` (reference default 0.5, = PIL ``ImageEnhance.Brightness``):
+  ``out = round(img * factor)``.
+* ``motion_blur``: a linear box kernel of ``length`` pixels (reference default 30, horizontal) at
+  ``angle`` degrees, centred on the pixel (the reference's even 30x30 kernel was shifted by one
+  pixel; here a length-30 box is an odd kernel of 31 taps with half weights on the two end taps).
+* ``resolution``: down-scaling by ``factor`` (default 0.5, area interpolation). The test domain keeps
+  the small image; the annotations are rescaled by :func:`keras_openpose.coco.rescale_annotations`.
+
+All effects take and return ``uint8 (H, W, 3)`` BGR images (``resolution`` changes ``H, W``).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .errors import DataError
+
+DOMAINS = ("normal", "dark", "motion_blur", "resolution")
+#: The trained experts and the classifier's classes, in the reference's index order.
+EXPERT_DOMAINS = ("normal", "dark", "motion_blur")
+#: Reference strengths (reference-system.md §2): the defaults of every effect.
+DEFAULT_STRENGTH = {"normal": None, "dark": 0.5, "motion_blur": 30.0, "resolution": 0.5}
+#: Ranges drawn from when training (experts and classifier), so no single strength is memorised.
+TRAIN_STRENGTH_RANGE = {"dark": (0.25, 0.75), "motion_blur": (10.0, 45.0)}
+
+
+def effect_from_flag(effect: str) -> str:
+    """Map the reference's ``--effect`` suffix (``""``, ``_dark``, ``_motion_blur``, ``_resolution``)
+    or a plain domain name to a domain name; raises :class:`DataError` for anything else."""
+    name = effect.lstrip("_") or "normal"
+    if name in ("ours", ""):
+        name = "normal"
+    if name not in DOMAINS:
+        raise DataError(f"--effect {effect!r}: unknown effect; use one of '', _dark, _motion_blur, _resolution")
+    return name
+
+
+def darken(img: np.ndarray, factor: float = 0.5) -> np.ndarray:
+    """Brightness x ``factor`` (0 < factor <= 1), rounded to uint8."""
+    if not 0.0 < factor <= 1.0:
+        raise ValueError(f"dark factor must be in (0, 1], got {factor}")
+    return np.clip(np.rint(img.astype(np.float32) * factor), 0, 255).astype(np.uint8)
+
+
+def motion_kernel(length: float = 30.0, angle: float = 0.0) -> np.ndarray:
+    """Normalised linear motion-blur kernel: a box of ``length`` pixels along ``angle`` degrees
+    (0 = horizontal, counter-clockwise), centred; odd size ``2 * ceil(length / 2) + 1``.
+
+    For ``angle = 0`` the middle row holds ``1/length`` on the inner taps and the remainder split
+    between the two end taps, so the kernel is exactly a centred continuous box of ``length`` pixels.
+    """
+    if length < 1:
+        raise ValueError(f"blur length must be >= 1 pixel, got {length}")
+    half = length / 2.0
+    r = int(np.ceil(half))
+    size = 2 * r + 1
+    taps = np.arange(-r, r + 1, dtype=np.float64)
+    # coverage of each unit tap [t - 0.5, t + 0.5] by the box [-half, half]
+    row = np.clip(np.minimum(taps + 0.5, half) - np.maximum(taps - 0.5, -half), 0, 1)
+    k = np.zeros((size, size), np.float64)
+    k[r] = row
+    if angle % 180:
+        rot = cv2.getRotationMatrix2D((float(r), float(r)), angle, 1.0)
+        k = cv2.warpAffine(k, rot, (size, size), flags=cv2.INTER_LINEAR)
+    return (k / k.sum()).astype(np.float32)
+
+
+def motion_blur(img: np.ndarray, length: float = 30.0, angle: float = 0.0) -> np.ndarray:
+    """Linear motion blur with :func:`motion_kernel` (reflected borders)."""
+    k = motion_kernel(length, angle)
+    if angle % 180 == 0:  # horizontal: only the middle row is non-zero; a 1-row kernel is ~30x faster
+        k = k[k.shape[0] // 2:k.shape[0] // 2 + 1]
+    out = cv2.filter2D(img.astype(np.float32), -1, k, borderType=cv2.BORDER_REFLECT_101)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def downscale(img: np.ndarray, factor: float = 0.5) -> np.ndarray:
+    """Resize to ``(W * factor) // 1, (H * factor) // 1`` pixels with area interpolation."""
+    h, w = img.shape[:2]
+    nw, nh = max(1, int(w * factor)), max(1, int(h * factor))
+    return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
+
+
+def apply_effect(img: np.ndarray, domain: str, strength: float | None = None, angle: float = 0.0) -> np.ndarray:
+    """Apply the effect of ``domain`` at ``strength`` (``None`` = the reference default).
+
+    Args:
+        img: ``uint8 (H, W, 3)``.
+        domain: one of :data:`DOMAINS`.
+        strength: dark factor, blur length in source pixels, or resolution factor.
+        angle: blur direction in degrees (``motion_blur`` only).
+    Raises:
+        DataError: unknown domain.
+    """
+    s = DEFAULT_STRENGTH.get(domain) if strength is None else strength
+    if domain == "normal":
+        return img
+    if domain == "dark":
+        return darken(img, s)
+    if domain == "motion_blur":
+        return motion_blur(img, s, angle)
+    if domain == "resolution":
+        return downscale(img, s)
+    raise DataError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
+
+
+def random_effect(img: np.ndarray, domain: str, rng: np.random.Generator, randomize: bool = True,
+                  random_angle: bool = False) -> np.ndarray:
+    """Apply ``domain`` at a strength drawn from :data:`TRAIN_STRENGTH_RANGE` (or the default when
+    ``randomize`` is False); ``random_angle`` draws the blur direction uniformly in [0, 180)."""
+    if domain == "normal":
+        return img
+    if randomize and domain in TRAIN_STRENGTH_RANGE:
+        lo, hi = TRAIN_STRENGTH_RANGE[domain]
+        s = float(rng.uniform(lo, hi))
+    else:
+        s = DEFAULT_STRENGTH[domain]
+    angle = float(rng.uniform(0, 180)) if (random_angle and domain == "motion_blur") else 0.0
+    return apply_effect(img, domain, s, angle)

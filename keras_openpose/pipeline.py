@@ -1,0 +1,99 @@
+"""tf.data input pipeline: store read + JPEG decode + domain effect + augmentation + targets.
+
+Elements are ``(image, targets)`` with ``image`` float32 ``(B, c, c, 3)`` BGR 0..255 and
+``targets`` a tuple of ``2 x stages`` tensors alternating PAF ``(B, g, g, 2L + 1)`` and heatmap
+``(B, g, g, P + 2)``: the target channels followed by the ignore mask (last channel), which the
+masked L2 loss in :mod:`keras_openpose.train` splits off (``g = c / stride``).
+
+Determinism: the sample order and every random draw come from ``(seed, step)`` alone, so a run
+restarted at step ``k`` sees exactly the batches it would have seen (``start_step``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .augment import augment_sample
+from .codec import encode_targets
+from .config import AugmentConfig
+from .skeleton import DEFAULT_SKELETON, Skeleton
+from .store import Store
+
+
+class SampleMaker:
+    """Makes training samples from a :class:`~keras_openpose.store.Store` (NumPy, no TF).
+
+    Args:
+        store: the store.
+        cfg: augmentation settings.
+        domain: expert domain whose effect is applied on the fly.
+        train: random augmentation (else identity warp centred on the main person).
+    """
+
+    def __init__(self, store: Store, cfg: AugmentConfig, domain: str = "normal", train: bool = True,
+                 skeleton: Skeleton = DEFAULT_SKELETON):
+        self.store, self.cfg, self.domain, self.train, self.skeleton = store, cfg, domain, train, skeleton
+        self.samples = store.samples()
+
+    def __len__(self):
+        return len(self.samples)
+
+    def make(self, index: int, seed: int):
+        """Sample ``index`` with random stream ``seed`` ->
+        ``(image uint8 (c,c,3), heatmaps (g,g,P+1), pafs (g,g,2L), mask (g,g))``."""
+        img_row, person = self.samples[index % len(self.samples)]
+        rng = np.random.default_rng(seed)
+        st = self.store
+        sl = st.people(img_row)
+        crop, mask, parts = augment_sample(
+            st.image(img_row), st.mask(img_row), st.keypoints[sl], st.centre[person], st.bbox[person, 3],
+            rng, self.cfg, self.domain, self.train, self.skeleton)
+        g = self.cfg.crop // self.cfg.stride
+        heat, paf = encode_targets(parts, (g, g), self.skeleton, self.cfg.stride, self.cfg.sigma, self.cfg.limb_width)
+        return crop, heat, paf, mask
+
+
+def sample_schedule(n_samples: int, steps: int, batch_size: int, seed: int, start_step: int = 0):
+    """Sample indices and per-sample seeds for steps ``start_step .. steps - 1``: a fresh seeded
+    permutation per pass over the data. Returns two int64 arrays of length
+    ``(steps - start_step) * batch_size``."""
+    total = steps * batch_size
+    passes = -(-total // max(n_samples, 1))
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(n_samples) for _ in range(passes)])[:total]
+    seeds = np.random.default_rng([seed, 1]).integers(0, 2**62, size=total)
+    lo = start_step * batch_size
+    return order[lo:], seeds[lo:]
+
+
+def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, seed: int = 0,
+                 start_step: int = 0, parallel: int | None = None):
+    """The batched, prefetched ``tf.data.Dataset`` of ``steps - start_step`` batches (see module doc).
+
+    Args:
+        maker: sample factory.
+        stages: number of network stages (targets are repeated once per stage).
+        parallel: parallel map calls (``None`` = ``tf.data.AUTOTUNE``); order stays deterministic.
+    """
+    import tensorflow as tf
+
+    idx, seeds = sample_schedule(len(maker), steps, batch_size, seed, start_step)
+    c, g = maker.cfg.crop, maker.cfg.crop // maker.cfg.stride
+    P1, L2 = maker.skeleton.num_heatmaps, maker.skeleton.num_pafs
+
+    def _make(i, s):
+        crop, heat, paf, mask = maker.make(int(i), int(s))
+        m = mask[..., None]
+        return (crop.astype(np.float32), np.concatenate([paf, m], -1).astype(np.float32),
+                np.concatenate([heat, m], -1).astype(np.float32))
+
+    def _tf(i, s):
+        img, paf, heat = tf.numpy_function(_make, [i, s], [tf.float32, tf.float32, tf.float32], stateful=False)
+        img.set_shape((c, c, 3))
+        paf.set_shape((g, g, L2 + 1))
+        heat.set_shape((g, g, P1 + 1))
+        return img, tuple(t for _ in range(stages) for t in (paf, heat))
+
+    ds = tf.data.Dataset.from_tensor_slices((idx, seeds))
+    ds = ds.map(_tf, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(batch_size, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

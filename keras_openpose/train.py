@@ -1,0 +1,155 @@
+"""Training of one CPM/PAF expert: masked L2 on every stage output (Cao et al. 2017, eq. 6),
+resumable checkpoints, per-run logs.
+
+Run folder (``--out``)::
+
+    config.yaml            the TrainConfig of the run (written first)
+    checkpoint.keras       model + optimizer state, written atomically after every epoch
+    state.json             {"epoch": e, "step": s} of that checkpoint
+    training.csv           one row per epoch (Keras CSVLogger; one file per run)
+    tensorboard/           TensorBoard logs
+    model.keras            the final model (written atomically at the end)
+
+Resuming (``resume=True``, the default) reloads ``checkpoint.keras`` with its optimizer state and
+step counter and restarts the deterministic data stream at that step, so the learning rate and
+the batches match an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import keras
+from keras import ops
+
+from .config import TrainConfig, save_yaml, to_dict
+from .errors import DataError
+
+
+@keras.saving.register_keras_serializable(package="keras_openpose")
+class MaskedL2(keras.losses.Loss):
+    """Caffe-style Euclidean loss with an ignore mask (Cao et al. 2017, eq. 6).
+
+    ``y_true`` is ``(B, h, w, C + 1)``: the target then the mask ``W(p)`` (1 = counted). The loss of
+    a sample is ``0.5 * sum_p,c W(p) * (y_pred - y_true)^2``; Keras averages it over the batch.
+    """
+
+    def __init__(self, name="masked_l2", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_pred = ops.cast(y_pred, "float32")
+        target, mask = y_true[..., :-1], y_true[..., -1:]
+        return 0.5 * ops.sum(mask * ops.square(y_pred - target), axis=(1, 2, 3))
+
+
+class _AtomicCheckpoint(keras.callbacks.Callback):
+    def __init__(self, run_dir: Path, steps_per_epoch: int):
+        super().__init__()
+        self.run_dir, self.spe = run_dir, steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        tmp = self.run_dir / "checkpoint.tmp.keras"
+        self.model.save(tmp)
+        os.replace(tmp, self.run_dir / "checkpoint.keras")
+        st = self.run_dir / "state.json.tmp"
+        st.write_text(json.dumps({"epoch": epoch + 1, "step": (epoch + 1) * self.spe,
+                                  "loss": float((logs or {}).get("loss", float("nan")))}))
+        os.replace(st, self.run_dir / "state.json")
+
+
+def set_precision(precision: str) -> None:
+    """Set the Keras global dtype policy (``float32``, ``mixed_bfloat16``, ``mixed_float16``)."""
+    if precision not in ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16"):
+        raise DataError(f"--precision {precision!r}: use float32, mixed_bfloat16 or mixed_float16")
+    keras.mixed_precision.set_global_policy(precision)
+
+
+def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
+    lr = keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, cfg.lr_step, cfg.lr_gamma, staircase=True)
+    if cfg.optimizer == "adam":
+        opt = keras.optimizers.Adam(lr)
+    elif cfg.optimizer == "sgd":
+        opt = keras.optimizers.SGD(lr, momentum=0.9)
+    else:
+        raise DataError(f"optimizer {cfg.optimizer!r}: use adam or sgd")
+    model.compile(optimizer=opt, loss=[MaskedL2() for _ in model.outputs], jit_compile=False)
+    return model
+
+
+def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
+                 init_from: str | Path | None = None, verbose: int | None = None) -> Path:
+    """Train (or resume) one expert; returns the path of the final ``model.keras``.
+
+    Args:
+        cfg: the run's configuration (``cfg.effect`` is the domain applied on the fly).
+        store_path: training store (:mod:`keras_openpose.store`).
+        run_dir: run folder (see module doc).
+        resume: continue from ``run_dir/checkpoint.keras`` when present.
+        init_from: a ``.keras`` model whose weights initialise the network (fine-tuning an expert
+            from the normal model); ignored when resuming.
+    Raises:
+        DataError: bad store, config or initial weights.
+    """
+    import numpy as np
+
+    from .domains import EXPERT_DOMAINS
+    from .model import build_model, get_config
+    from .pipeline import SampleMaker, make_dataset
+    from .store import Store
+
+    if cfg.effect not in EXPERT_DOMAINS:
+        raise DataError(f"--effect {cfg.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_yaml(to_dict(cfg), run_dir / "config.yaml")
+    set_precision(cfg.precision)
+    keras.utils.set_random_seed(cfg.seed)
+    store = Store(store_path)
+    maker = SampleMaker(store, cfg.augment, cfg.effect, train=True)
+    if len(maker) == 0:
+        raise DataError(f"{store_path}: the store has no main person to train on")
+    total_epochs = max(1, -(-cfg.steps // cfg.steps_per_epoch))
+    ckpt, state_file = run_dir / "checkpoint.keras", run_dir / "state.json"
+    initial_epoch = 0
+    if resume and ckpt.exists() and state_file.exists():
+        model = keras.saving.load_model(ckpt)
+        initial_epoch = json.loads(state_file.read_text())["epoch"]
+    else:
+        model = build_model(cfg.model)  # fully convolutional: (None, None, 3)
+        if init_from:
+            if not Path(init_from).is_file():
+                raise DataError(f"{init_from}: --init-from model not found")
+            src = keras.saving.load_model(init_from, compile=False)
+            try:
+                model.set_weights(src.get_weights())
+            except ValueError as e:
+                raise DataError(f"{init_from}: weights do not fit network {cfg.model!r} ({e})") from None
+        compile_model(model, cfg)
+    stages = len(model.outputs) // 2
+    if initial_epoch < total_epochs:
+        ds = make_dataset(maker, cfg.batch_size, total_epochs * cfg.steps_per_epoch, stages, cfg.seed,
+                          start_step=initial_epoch * cfg.steps_per_epoch, parallel=cfg.workers or None)
+        callbacks = [_AtomicCheckpoint(run_dir, cfg.steps_per_epoch),
+                     keras.callbacks.CSVLogger(str(run_dir / "training.csv"), append=True),
+                     keras.callbacks.TerminateOnNaN()]
+        if os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0":
+            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
+                                                         update_freq="epoch", profile_batch=0))
+        if verbose is None:
+            verbose = 1 if sys.stdout.isatty() else 2
+        hist = model.fit(ds, epochs=total_epochs, initial_epoch=initial_epoch,
+                         steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                         shuffle=False)
+        if any(not np.isfinite(v) for v in hist.history.get("loss", [])):
+            raise DataError(f"{run_dir}: training diverged (loss is NaN); lower the learning rate")
+    final = run_dir / "model.keras"
+    tmp = run_dir / "model.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, final)
+    (run_dir / "model.json").write_text(json.dumps({"config": get_config(cfg.model).__dict__,
+                                                    "effect": cfg.effect, "steps": total_epochs * cfg.steps_per_epoch}))
+    store.close()
+    return final

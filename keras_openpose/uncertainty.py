@@ -1,0 +1,246 @@
+"""Uncertainty from expert disagreement: per-limb translational and rotational disagreement,
+people paired across experts with or without ground truth, and whether disagreement predicts error.
+
+Definitions (for one person seen by experts ``e = 1..E``, a limb with endpoints ``a, b`` in
+input-image pixels; the reference's formulas with its defects fixed, reference-system.md §10, §13):
+
+* translational: mean over expert pairs ``(i, j)`` of ``(|a_i - a_j| + |b_i - b_j|) / 2``, divided by
+  the person's scale ``sqrt(area)``: the GT ``area`` (segmentation) when the person has ground truth,
+  else the area of the bounding box of the union of the experts' keypoints;
+* rotational: mean over expert pairs of the limb-angle difference wrapped to ``[0, 180]`` degrees,
+  divided by 180 (so in ``[0, 1]``);
+* an expert that misses either endpoint of a limb takes no part in that limb's pairs; a limb seen
+  by fewer than two experts has no value (NaN, excluded from means; its coverage is reported).
+
+Limbs and their names come from the skeleton (OpenPose COCO-18: 19 limbs, neck = shoulder midpoint).
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from itertools import combinations
+
+import numpy as np
+
+from .skeleton import DEFAULT_SKELETON, Skeleton
+
+
+def limb_disagreement(people: list, scale: float, skeleton: Skeleton = DEFAULT_SKELETON):
+    """Per-limb disagreement of one person across experts.
+
+    Args:
+        people: per expert, ``(K, 3)`` COCO keypoints (``v > 0`` = predicted) or ``None`` (missed).
+        scale: normaliser in pixels (see module doc); must be > 0.
+    Returns:
+        ``(transl (L,), rot (L,))`` float arrays, NaN where fewer than two experts have the limb.
+    Raises:
+        ValueError: non-positive scale.
+    """
+    if not scale > 0:
+        raise ValueError(f"disagreement scale must be > 0, got {scale}")
+    L = skeleton.num_limbs
+    transl, rot = np.full(L, np.nan), np.full(L, np.nan)
+    parts = [None if p is None else skeleton.keypoints_to_parts(np.asarray(p, np.float32).reshape(1, -1, 3))[0]
+             for p in people]
+    for li, (a, b) in enumerate(skeleton.limbs):
+        have = [q for q in parts if q is not None and q[a, 2] > 0 and q[b, 2] > 0]
+        if len(have) < 2:
+            continue
+        ts, rs = [], []
+        for qi, qj in combinations(have, 2):
+            ts.append(0.5 * (np.hypot(*(qi[a, :2] - qj[a, :2])) + np.hypot(*(qi[b, :2] - qj[b, :2]))))
+            ti = np.degrees(np.arctan2(*(qi[b, :2] - qi[a, :2])[::-1]))
+            tj = np.degrees(np.arctan2(*(qj[b, :2] - qj[a, :2])[::-1]))
+            rs.append(abs((ti - tj + 180.0) % 360.0 - 180.0))
+        transl[li] = np.mean(ts) / scale
+        rot[li] = np.mean(rs) / 180.0
+    return transl, rot
+
+
+def oks_matrix(dts: list[dict], gts: list[dict]) -> np.ndarray:
+    """OKS between detections and reference people, computed by pycocotools' ``computeOks``.
+
+    Args:
+        dts: ``[{"keypoints": [51], "score"}]``.
+        gts: ``[{"keypoints": [51], "area", "bbox"}]`` (``v > 0`` = labelled).
+    Returns:
+        ``(len(dts), len(gts))`` OKS (rows in the given order).
+    """
+    from pycocotools.cocoeval import COCOeval
+    if not dts or not gts:
+        return np.zeros((len(dts), len(gts)))
+    ev = COCOeval(iouType="keypoints")
+    ev.params.maxDets = [len(dts)]
+    ev._gts = defaultdict(list)
+    ev._dts = defaultdict(list)
+    ev._gts[0, 1] = [{**g, "id": i, "iscrowd": 0, "ignore": 0} for i, g in enumerate(gts)]
+    # computeOks sorts detections by score: give descending scores in the given order
+    ev._dts[0, 1] = [{"keypoints": d["keypoints"], "score": float(len(dts) - i), "id": i} for i, d in enumerate(dts)]
+    return np.asarray(ev.computeOks(0, 1)).reshape(len(dts), len(gts))
+
+
+def _as_reference(person: dict) -> dict:
+    """A predicted person as an OKS reference: area/bbox of its keypoints' bounding box."""
+    k = np.asarray(person["keypoints"], np.float64).reshape(-1, 3)
+    vis = k[:, 2] > 0
+    if vis.sum() == 0:
+        return {"keypoints": person["keypoints"], "area": 1.0, "bbox": [0, 0, 1, 1]}
+    x0, y0 = k[vis, :2].min(0)
+    x1, y1 = k[vis, :2].max(0)
+    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    return {"keypoints": person["keypoints"], "area": float(w * h), "bbox": [x0, y0, w, h]}
+
+
+def group_people(per_expert: list[list[dict]], min_oks: float = 0.3) -> list[list]:
+    """Pair people across experts without ground truth, by OKS between their predictions.
+
+    Greedy: experts are taken in order; each person joins the group whose first member it matches
+    best (OKS >= ``min_oks``, one member per expert), else starts a group.
+
+    Returns:
+        groups: lists of length E with a person dict or ``None`` per expert.
+    """
+    E = len(per_expert)
+    groups: list[list] = []
+    for e, people in enumerate(per_expert):
+        if not people:
+            continue
+        if groups:
+            refs = [_as_reference(next(p for p in g if p is not None)) for g in groups]
+            oks = oks_matrix(people, refs)
+        else:
+            oks = np.zeros((len(people), 0))
+        taken = set()
+        for i in np.argsort(-oks.max(1) if oks.shape[1] else np.zeros(len(people)), kind="stable"):
+            best, bj = min_oks, -1
+            for j in range(oks.shape[1]):
+                if j not in taken and groups[j][e] is None and oks[i, j] >= best:
+                    best, bj = oks[i, j], j
+            if bj >= 0:
+                groups[bj][e] = people[i]
+                taken.add(bj)
+            else:
+                g = [None] * E
+                g[e] = people[i]
+                groups.append(g)
+    return groups
+
+
+def person_scale(group: list, gt: dict | None = None) -> float:
+    """``sqrt(GT area)`` when ``gt`` is given, else ``sqrt`` of the bbox area of the union of the
+    group's predicted keypoints (at least 1 pixel)."""
+    if gt is not None and gt.get("area", 0) > 0:
+        return float(np.sqrt(gt["area"]))
+    pts = np.concatenate([np.asarray(p["keypoints"]).reshape(-1, 3) for p in group if p is not None])
+    pts = pts[pts[:, 2] > 0]
+    if len(pts) == 0:
+        return 1.0
+    w, h = np.ptp(pts[:, 0]), np.ptp(pts[:, 1])
+    return float(max(np.sqrt(max(w, 1.0) * max(h, 1.0)), 1.0))
+
+
+def spearman(x, y) -> float:
+    """Spearman rank correlation (scipy); NaN with fewer than 3 points or constant input."""
+    from scipy.stats import spearmanr
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan")
+    return float(spearmanr(x, y).statistic)
+
+
+def sparsification(uncertainty, error, steps: int = 20):
+    """Sparsification curves and AUSE (Ilg et al. 2018; Lind et al. 2024).
+
+    For fractions ``f = 0, 1/steps, ..., (steps-1)/steps``, the mean error of the samples left after
+    removing the fraction ``f`` with the highest uncertainty (``curve``) and with the highest
+    error (``oracle``). AUSE = trapezoidal area of ``curve - oracle`` over ``f`` in [0, (steps-1)/steps].
+
+    Returns:
+        ``{"fractions", "curve", "oracle", "ause"}``.
+    """
+    u, e = np.asarray(uncertainty, float), np.asarray(error, float)
+    n = len(e)
+    fr = np.arange(steps) / steps
+    if n == 0:
+        return {"fractions": fr.tolist(), "curve": [], "oracle": [], "ause": float("nan")}
+    by_u = e[np.argsort(u, kind="stable")]            # ascending uncertainty
+    by_e = np.sort(e)
+    curve, oracle = [], []
+    for f in fr:
+        keep = max(1, int(round(n * (1 - f))))
+        curve.append(by_u[:keep].mean())
+        oracle.append(by_e[:keep].mean())
+    curve, oracle = np.array(curve), np.array(oracle)
+    d = curve - oracle
+    ause = float(np.sum((d[1:] + d[:-1]) / 2 * np.diff(fr))) if n > 1 else 0.0
+    return {"fractions": fr.tolist(), "curve": curve.tolist(), "oracle": oracle.tolist(), "ause": ause}
+
+
+def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | None = None,
+                        matches: dict[str, dict[int, int]] | None = None,
+                        skeleton: Skeleton = DEFAULT_SKELETON, min_oks: float = 0.3) -> dict:
+    """Per-limb and per-person disagreement of experts over a set of images.
+
+    Args:
+        per_expert_dets: ``{expert: [COCO result dicts with "image_id" (and "id" when matched)]}``.
+        gt_data: COCO GT dict; when given with ``matches`` (``{expert: {det id: gt id}}``), people
+            are paired by GT id and each person's error is measured, else by OKS between predictions.
+    Returns:
+        ``{"experts", "limbs": {name: {"transl", "rot", "n"}}, "total_transl", "total_rot",
+        "persons": [{"image_id", "gt_id", "transl", "rot", "error", "n_experts"}],
+        "spearman_transl", "spearman_rot", "sparsification_transl", "ause_transl", ...}``;
+        ``total_*`` are sums over limbs (as the reference), ``error`` = 1 - mean over experts of
+        the OKS to the GT (a missing expert counts OKS 0).
+    """
+    experts = list(per_expert_dets)
+    by_img = defaultdict(lambda: [[] for _ in experts])
+    for e, name in enumerate(experts):
+        for d in per_expert_dets[name]:
+            by_img[d["image_id"]][e].append(d)
+    gt_by_id = {a["id"]: a for a in gt_data["annotations"]} if gt_data else {}
+    persons = []
+    L = skeleton.num_limbs
+    for img, lists in sorted(by_img.items()):
+        if gt_data is not None and matches is not None:
+            groups = defaultdict(lambda: [None] * len(experts))
+            for e, name in enumerate(experts):
+                for d in lists[e]:
+                    g = matches[name].get(d.get("id"), 0)
+                    if g:
+                        groups[g][e] = d
+            items = list(groups.items())
+        else:
+            items = [(0, g) for g in group_people(lists, min_oks)]
+        for gid, group in items:
+            if sum(p is not None for p in group) < 2:
+                continue
+            gt = gt_by_id.get(gid)
+            scale = person_scale(group, gt)
+            t, r = limb_disagreement([None if p is None else p["keypoints"] for p in group], scale, skeleton)
+            rec = {"image_id": int(img), "gt_id": int(gid), "n_experts": int(sum(p is not None for p in group)),
+                   "transl_limbs": t.tolist(), "rot_limbs": r.tolist(),
+                   "transl": float(np.nanmean(t)) if np.isfinite(t).any() else float("nan"),
+                   "rot": float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")}
+            if gt is not None:
+                oks = [oks_matrix([p], [gt])[0, 0] if p is not None else 0.0 for p in group]
+                rec["error"] = float(1.0 - np.mean(oks))
+            persons.append(rec)
+    T = np.array([p["transl_limbs"] for p in persons]).reshape(-1, L)
+    R = np.array([p["rot_limbs"] for p in persons]).reshape(-1, L)
+    limbs = {}
+    for li in range(L):
+        n = int(np.isfinite(T[:, li]).sum())
+        limbs[skeleton.limb_name(li)] = {"transl": float(np.nanmean(T[:, li])) if n else float("nan"),
+                                         "rot": float(np.nanmean(R[:, li])) if n else float("nan"), "n": n}
+    out = {"experts": experts, "limbs": limbs, "persons": persons, "n_persons": len(persons),
+           "total_transl": float(np.nansum([v["transl"] for v in limbs.values()])),
+           "total_rot": float(np.nansum([v["rot"] for v in limbs.values()]))}
+    scored = [p for p in persons if "error" in p and np.isfinite(p["transl"])]
+    if scored:
+        err = [p["error"] for p in scored]
+        for key in ("transl", "rot"):
+            u = [p[key] for p in scored]
+            out[f"spearman_{key}"] = spearman(u, err)
+            sp = sparsification(u, err)
+            out[f"sparsification_{key}"] = sp
+            out[f"ause_{key}"] = sp["ause"]
+    return out

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+
+from keras_openpose.evaluate import DIFFICULT_KEYPOINTS, coco_keypoint_eval, match_to_gt, pck
+
+
+def _gt_as_dets(split, ids):
+    return [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0}
+            for i in ids for a in split.anns_by_image[i] if a["num_keypoints"] > 0 and not a["iscrowd"]]
+
+
+def test_ground_truth_as_predictions_scores_ap_1(val_split):
+    ids = val_split.image_ids
+    stats, ev = coco_keypoint_eval(val_split.data, _gt_as_dets(val_split, ids), ids)
+    assert stats["AP"] == pytest.approx(1.0) and stats["AR"] == pytest.approx(1.0)
+    m = match_to_gt(ev)
+    assert len(m) > 0 and all(g > 0 for g in m.values())
+
+
+def test_partial_runs_are_not_deflated(val_split):
+    ids = val_split.ids_with_people()[:5]
+    stats, _ = coco_keypoint_eval(val_split.data, _gt_as_dets(val_split, ids), ids)
+    assert stats["AP"] == pytest.approx(1.0)
+
+
+def test_no_detections_gives_zero(val_split):
+    stats, ev = coco_keypoint_eval(val_split.data, [], val_split.image_ids)
+    assert ev is None and stats["AP"] == 0.0
+
+
+def _person(gid, pts, bbox=(0, 0, 100, 200)):
+    kp = np.zeros((17, 3))
+    for k, (x, y) in pts.items():
+        kp[k] = (x, y, 2)
+    return {"id": gid, "image_id": 1, "keypoints": kp.reshape(-1).tolist(), "bbox": list(bbox),
+            "num_keypoints": len(pts), "iscrowd": 0, "area": bbox[2] * bbox[3]}
+
+
+def test_pck_counts_misses_and_uses_bbox_size():
+    gt = [_person(1, {0: (50, 10), 11: (40, 100), 13: (40, 150), 15: (40, 190)}),
+          _person(2, {0: (250, 10), 11: (240, 100)})]          # never detected: 2 misses
+    det = {"id": 7, "keypoints": np.zeros(51).tolist()}
+    k = np.zeros((17, 3))
+    k[0] = (50 + 99, 10, 2)      # 99 px off: within 0.5 * 200 = 100 -> correct
+    k[11] = (40, 100 + 101, 2)   # 101 px off -> wrong
+    k[13] = (40, 150, 2)         # exact
+    det["keypoints"] = k.reshape(-1).tolist()  # keypoint 15 not predicted -> a miss
+    r = pck(gt, [det], {7: 1})
+    assert (r["correct"], r["total"]) == (2, 6) and r["pck"] == pytest.approx(2 / 6)
+    r = pck(gt, [det], {7: 1}, keypoints=DIFFICULT_KEYPOINTS)
+    assert (r["correct"], r["total"]) == (1, 4)
+
+
+def test_pck_head_normaliser():
+    gt = [_person(1, {3: (40, 10), 4: (60, 10), 0: (50, 12)})]   # ears 20 px apart
+    k = np.zeros((17, 3))
+    k[3], k[4], k[0] = (40, 19, 2), (60, 21, 2), (50, 12, 2)     # 9 px (ok), 11 px (miss), exact
+    r = pck(gt, [{"id": 1, "keypoints": k.reshape(-1).tolist()}], {1: 1}, normaliser="head")
+    assert (r["correct"], r["total"]) == (2, 3)

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from keras_openpose.skeleton import OPENPOSE_COCO18 as S
+from keras_openpose.uncertainty import (disagreement_report, group_people, limb_disagreement, oks_matrix,
+                                        sparsification, spearman)
+
+
+def _kp(seed=0):
+    k = np.zeros((17, 3))
+    k[:, :2] = np.random.default_rng(seed).uniform(50, 250, (17, 2))
+    k[:, 2] = 2
+    return k
+
+
+def test_identical_experts_disagree_by_zero():
+    k = _kp()
+    t, r = limb_disagreement([k, k.copy(), k.copy()], scale=100.0)
+    assert np.all(t == 0) and np.all(r == 0) and len(t) == S.num_limbs
+
+
+def test_known_endpoint_displacement():
+    k = _kp()
+    moved = k.copy()
+    moved[0, 0] += 30  # nose moves 30 px: limbs neck-nose, nose-Reye, nose-Leye have one endpoint off
+    t, r = limb_disagreement([k, moved], scale=100.0)
+    li = S.limbs.index((S.parts.index("neck"), S.parts.index("nose")))
+    assert t[li] == pytest.approx(0.5 * 30 / 100)  # mean of the two endpoint distances / scale
+    # three experts, one displaced: pairs (0,1)=15, (0,2)=0, (1,2)=15 px mean endpoint distance
+    t3, _ = limb_disagreement([k, moved, k.copy()], scale=100.0)
+    assert t3[li] == pytest.approx((15 + 0 + 15) / 3 / 100)
+    untouched = S.limbs.index((S.parts.index("right_hip"), S.parts.index("right_knee")))
+    assert t[untouched] == 0 and r[untouched] == 0
+
+
+def test_angles_wrap_across_180():
+    k = np.zeros((17, 3))
+    k[6], k[8] = (100, 100, 2), (0, 101, 2)     # right shoulder -> right elbow at ~+179.4 deg
+    k2 = k.copy()
+    k2[8] = (0, 99, 2)                          # ~-179.4 deg: 1.15 deg apart, not 358.9
+    _, r = limb_disagreement([k, k2], scale=10.0)
+    li = S.limbs.index((S.parts.index("right_shoulder"), S.parts.index("right_elbow")))
+    expected = 2 * np.degrees(np.arctan2(1, 100)) / 180
+    assert r[li] == pytest.approx(expected, rel=1e-6)
+
+
+def test_missing_limbs_are_nan_not_zero():
+    k = _kp()
+    miss = k.copy()
+    miss[10] = 0  # right wrist missing in one of two experts
+    t, _ = limb_disagreement([k, miss], scale=50.0)
+    li = S.limbs.index((S.parts.index("right_elbow"), S.parts.index("right_wrist")))
+    assert np.isnan(t[li])
+    t, _ = limb_disagreement([k, miss, k.copy()], scale=50.0)
+    assert t[li] == 0  # the two experts that have it agree
+
+
+def test_spearman_and_ause_hand_cases():
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [40, 30, 20, 10]) == pytest.approx(-1.0)
+    # perfect ranking: AUSE 0
+    assert sparsification([0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4], steps=4)["ause"] == pytest.approx(0.0)
+    # reversed ranking with errors 1..4, fractions 0, .25, .5, .75:
+    # curve (keep lowest-uncertainty = highest error): 2.5, 3, 3.5, 4; oracle: 2.5, 2, 1.5, 1
+    sp = sparsification([0.4, 0.3, 0.2, 0.1], [1, 2, 3, 4], steps=4)
+    assert sp["curve"] == pytest.approx([2.5, 3, 3.5, 4]) and sp["oracle"] == pytest.approx([2.5, 2, 1.5, 1])
+    assert sp["ause"] == pytest.approx(0.25 * ((0 + 1) / 2 + (1 + 2) / 2 + (2 + 3) / 2))
+
+
+def test_oks_pairing_without_ground_truth():
+    a, b = _kp(1), _kp(2)
+    a[:, :2] = a[:, :2] * 0.3 + 50     # person A small, left
+    b[:, :2] = b[:, :2] * 0.3 + 400    # person B far right
+    da, db = {"keypoints": a.reshape(-1).tolist()}, {"keypoints": b.reshape(-1).tolist()}
+    oks = oks_matrix([da], [{"keypoints": da["keypoints"], "area": 60 * 60, "bbox": [50, 50, 60, 60]}])
+    assert oks[0, 0] == pytest.approx(1.0)
+    groups = group_people([[da, db], [db, da], [da]])
+    assert len(groups) == 2
+    for g in groups:
+        assert len({str(p["keypoints"]) for p in g if p is not None}) == 1
+
+
+def test_report_identical_experts(val_split):
+    dets = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0}
+            for a in val_split.data["annotations"] if a["num_keypoints"] >= 5 and not a["iscrowd"]]
+    rep = disagreement_report({"normal": dets, "dark": dets, "motion_blur": dets})
+    assert rep["n_persons"] > 0 and rep["total_transl"] == 0 and rep["total_rot"] == 0
+    assert "neck-nose" in rep["limbs"] and "right_shoulder-right_ear" in rep["limbs"]

@@ -1,0 +1,10 @@
+#!/usr/bin/env python
+"""Write ignore masks of a COCO split (thin wrapper: see keras_openpose.cli.generate_masks; --help for usage)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from keras_openpose.cli import generate_masks, run  # noqa: E402
+
+if __name__ == "__main__":
+    run(generate_masks)
