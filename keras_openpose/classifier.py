@@ -6,9 +6,17 @@ the effect at a random strength (dark factor, blur length) and, for blur, a rand
 single strength is memorised. One softmax: the network outputs logits and the loss is
 cross-entropy on logits (the reference applied softmax twice, §13.1 item 13).
 
-Input: ``input_size`` (96) pixel crops at native resolution (blur stays visible), RGB with
-per-channel mean/std; training draws random crops, prediction averages the softmax of a 3x3 grid of
-crops (:func:`grid_crops`). Effects are applied at source resolution first.
+Two parts, combined as a product of experts (sum of log-probabilities):
+
+* a CNN on ``input_size`` (96) pixel crops at native resolution (blur stays visible), RGB with
+  per-channel mean/std; training draws random crops, prediction averages the logits of a 4x4 grid
+  of crops (:func:`grid_crops`);
+* a small MLP on global image statistics (:func:`global_features`: luminance quantiles, and
+  contrast-normalised gradient energy in four directions with its anisotropy), which sees the whole
+  image at once: a darkened photo has no bright region anywhere, a motion-blurred one no sharp
+  edge across the motion in any region.
+
+Effects are applied at source resolution first.
 """
 from __future__ import annotations
 
@@ -77,6 +85,32 @@ def grid_crops(image: np.ndarray, size: int, n: int = 3) -> np.ndarray:
     ys = np.linspace(0, h - size, n).astype(int)
     xs = np.linspace(0, w - size, n).astype(int)
     return np.stack([normalise(image[y:y + size, x:x + size]) for y in ys for x in xs])
+
+
+def global_features(image: np.ndarray) -> np.ndarray:
+    """Global statistics of a BGR uint8 image, float32 ``(20,)``: luminance quantiles (1, 10, 50, 90,
+    99 %) and mean in [0, 1]; log mean and log 99th percentile of absolute differences along x, y
+    and both diagonals on the contrast-normalised luminance; log anisotropy of both; log 99th
+    percentile and mean of the Laplacian; log contrast."""
+    g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    q = np.percentile(g, [1, 10, 50, 90, 99]) / 255.0
+    contrast = max(float(q[4] - q[0]), 1e-3) * 255.0
+    gs = (g / contrast).astype(np.float32)
+    diffs = [np.abs(gs[:, 1:] - gs[:, :-1]), np.abs(gs[1:] - gs[:-1]),
+             np.abs(gs[1:, 1:] - gs[:-1, :-1]), np.abs(gs[1:, :-1] - gs[:-1, 1:])]
+    e = np.array([d.mean() for d in diffs]) + 1e-6
+    t = np.array([np.percentile(d, 99) for d in diffs]) + 1e-6
+    lap = np.abs(cv2.Laplacian(gs, cv2.CV_32F))
+    return np.concatenate([q, [g.mean() / 255.0], np.log(e), np.log(t),
+                           [np.log(e.max() / e.min()), np.log(t.max() / t.min()),
+                            np.log(np.percentile(lap, 99) + 1e-6), np.log(lap.mean() + 1e-6),
+                            np.log(contrast)]]).astype(np.float32)
+
+
+def build_feature_net(num_features: int = 20, num_classes: int = len(CLASSES)):
+    """MLP on standardised :func:`global_features`: 20 -> 64 -> classes (logits)."""
+    torch = _torch()
+    return torch.nn.Sequential(torch.nn.Linear(num_features, 64), torch.nn.ReLU(), torch.nn.Linear(64, num_classes))
 
 
 def list_images(folder: str | Path) -> list[Path]:
@@ -151,7 +185,7 @@ VAL_STRENGTHS = ({"dark": 0.5, "motion_blur": 30.0}, {"dark": 0.35, "motion_blur
 
 def train_classifier(train_dir, val_dir, out: str | Path, epochs: int = 10, input_size: int = 96,
                      batch_size: int = 32, lr: float = 2e-3, seed: int = 0, max_images: int | None = None,
-                     progress: bool = True) -> dict:
+                     progress: bool = True, feature_reps: int = 3) -> dict:
     """Train the classifier; keeps the best checkpoint by validation accuracy.
 
     Args:
@@ -159,7 +193,9 @@ def train_classifier(train_dir, val_dir, out: str | Path, epochs: int = 10, inpu
         out: the ``.pt`` file (written atomically): ``{"state_dict", "classes", "input_size",
             "width", "epoch", "val_accuracy"}``; a ``.json`` log with per-epoch figures sits beside it.
     Returns:
-        ``{"val_accuracy", "best_epoch", "history"}``.
+        ``{"val_accuracy", "confusion", "best_epoch", "history", ...}``: ``val_accuracy`` is the
+        whole classifier's image-level accuracy on ``val_dir`` with every class's effect at each
+        of :data:`VAL_STRENGTHS` (held out: images never trained on, fixed strengths).
     """
     torch = _torch()
     from tqdm import tqdm
@@ -199,8 +235,36 @@ def train_classifier(train_dir, val_dir, out: str | Path, epochs: int = 10, inpu
             torch.save({"state_dict": net.state_dict(), "classes": list(CLASSES), "input_size": input_size,
                         "width": 32, "epoch": ep + 1, "val_accuracy": acc}, tmp)
             os.replace(tmp, out)
-    log = {"val_accuracy": best[0], "best_epoch": best[1], "history": history,
+    # global-statistics MLP, trained on whole images with effects at random strengths
+    def feats(images, strengths_sets, reps):
+        X, y = [], []
+        for _ in range(reps):
+            for sset in strengths_sets:
+                for img in images:
+                    for c in range(len(CLASSES)):
+                        X.append(global_features(_effect_sample(img, c, rng, sset)))
+                        y.append(c)
+        return np.array(X, np.float32), np.array(y, np.int64)
+
+    Xf, yf = feats(train_imgs, [None], feature_reps)
+    mu, sd = Xf.mean(0), Xf.std(0) + 1e-6
+    fnet = build_feature_net(Xf.shape[1])
+    fopt = torch.optim.Adam(fnet.parameters(), 1e-2, weight_decay=1e-4)
+    Xt, yt = torch.from_numpy((Xf - mu) / sd), torch.from_numpy(yf)
+    for _ in range(1500):
+        fopt.zero_grad()
+        loss_fn(fnet(Xt), yt).backward()
+        fopt.step()
+    ck = torch.load(out, map_location="cpu", weights_only=True)
+    ck.update({"feature_state_dict": fnet.state_dict(), "feature_mean": mu.tolist(), "feature_std": sd.tolist()})
+    tmp = out.with_name(out.name + ".tmp")
+    torch.save(ck, tmp)
+    os.replace(tmp, out)
+    log = {"val_accuracy_crops": best[0], "best_epoch": best[1], "history": history,
            "val_strengths": list(VAL_STRENGTHS)}
+    val = validate(out, val_dir, "synthesize", max_images=max_images)
+    log["val_accuracy"] = val["accuracy"]
+    log["confusion"] = val["confusion"]
     out.with_suffix(".json").write_text(json.dumps(log, indent=1))
     return log
 
@@ -237,15 +301,27 @@ class DomainClassifier:
         self.net = build_net(len(self.classes), ck.get("width", 32))
         self.net.load_state_dict(ck["state_dict"])
         self.net.eval()
+        self.fnet = None
+        if "feature_state_dict" in ck:
+            self.fmean = np.array(ck["feature_mean"], np.float32)
+            self.fstd = np.array(ck["feature_std"], np.float32)
+            self.fnet = build_feature_net(len(self.fmean), len(self.classes))
+            self.fnet.load_state_dict(ck["feature_state_dict"])
+            self.fnet.eval()
         self.seconds = 0.0
 
     def probabilities_batch(self, images: list[np.ndarray]) -> np.ndarray:
         """``(N, C)`` softmax probabilities of BGR uint8 images."""
         torch = _torch()
         t0 = time.perf_counter()
-        x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size) for im in images]))
+        x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size, 4) for im in images]))
         with torch.no_grad():
-            p = torch.softmax(self.net(x), 1).numpy().reshape(len(images), -1, len(self.classes)).mean(1)
+            logits = self.net(x).reshape(len(images), -1, len(self.classes)).mean(1)
+            logp = torch.log_softmax(logits, 1)
+            if self.fnet is not None:
+                f = np.stack([(global_features(im) - self.fmean) / self.fstd for im in images])
+                logp = logp + torch.log_softmax(self.fnet(torch.from_numpy(f.astype(np.float32))), 1)
+            p = torch.softmax(logp, 1).numpy()
         self.seconds += time.perf_counter() - t0
         return p
 
@@ -254,7 +330,8 @@ class DomainClassifier:
         return {c: float(v) for c, v in zip(self.classes, p)}
 
 
-def validate(weights, images_dir, labels: str | None = None, strengths=None, seed: int = 0) -> dict:
+def validate(weights, images_dir, labels: str | None = None, strengths=None, seed: int = 0,
+             max_images: int | None = None) -> dict:
     """Classify every image of a folder.
 
     Args:
@@ -266,7 +343,7 @@ def validate(weights, images_dir, labels: str | None = None, strengths=None, see
         (accuracy and the confusion matrix, rows = true class, only with labels).
     """
     clf = DomainClassifier(weights)
-    files = list_images(images_dir)
+    files = list_images(images_dir)[:max_images]
     rng = np.random.default_rng(seed)
     preds, y_true, y_pred = [], [], []
     sets = [None] if labels != "synthesize" else (strengths if strengths is not None else VAL_STRENGTHS)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
+
 from .errors import DataError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -161,11 +163,13 @@ def train_pose(argv=None):
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--optimizer", choices=["adam", "sgd"])
+    p.add_argument("--optimizer", choices=["adam", "sgd", "sgd_cmu"], help="sgd_cmu: CMU lr multipliers")
     p.add_argument("--precision", help="mixed_bfloat16 (CPU default), mixed_float16 (GPU), float32")
     p.add_argument("--crop", type=int, help="training crop size (368 in the paper)")
     p.add_argument("--seed", type=int)
     p.add_argument("--init-from", help="a .keras model to fine-tune from (e.g. the normal expert)")
+    p.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
+                   help="tf.distribute strategy: mirrored = all local GPUs; multiworker = machines in TF_CONFIG")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     a = p.parse_args(argv)
     from .config import TrainConfig, from_dict, load_yaml
@@ -176,7 +180,7 @@ def train_pose(argv=None):
     cfg.effect = effect_from_flag(a.effect)
     for flag, field in (("config", "model"), ("steps", "steps"), ("steps_per_epoch", "steps_per_epoch"),
                         ("batch_size", "batch_size"), ("lr", "learning_rate"), ("optimizer", "optimizer"),
-                        ("precision", "precision"), ("seed", "seed")):
+                        ("precision", "precision"), ("seed", "seed"), ("distribute", "distribute")):
         if getattr(a, flag) is not None:
             setattr(cfg, field, getattr(a, flag))
     if a.crop:
@@ -293,19 +297,22 @@ def eval_single_scale(argv=None):
     split, ids = _setup_eval(a)
     domain = effect_from_flag(a.effect)
     weights = a.weights or Path(a.models_dir) / f"pose_{domain}.keras"
-    predict = PoseEstimator.from_weights(weights, _inference_options(a)).estimate if a.compute_keypoint else None
+    est = PoseEstimator.from_weights(weights, _inference_options(a)) if a.compute_keypoint else None
     out = _results_dir(a.out, a.coco_dataType, _model_tag(a.effect), len(ids))
-    s = evaluate_predictor(predict, split, ids, out, f"{a.coco_dataType}-{_model_tag(a.effect)}",
+    s = evaluate_predictor(est.estimate if est else None, split, ids, out, f"{a.coco_dataType}-{_model_tag(a.effect)}",
                            compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
-                           overlays=a.overlays, subsets=_subsets())
+                           overlays=a.overlays, subsets=_subsets(), timing=est.timing if est else None)
     _print_summary(s, out)
 
 
 def _print_summary(s, out):
     if "stats" in s:
         st = s["stats"]
+        split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
+                    if "network_ms_per_image" in s else "")
         print(f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
-              f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image ({s['images']} images)")
+              f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} "
+              f"({s['images']} images)")
     else:
         print(f"{out}: {s['detections']} people in {s['images']} images")
 
@@ -368,7 +375,9 @@ def disagreement(argv=None):
 
 
 def disagreement_for_split(split, dt: str, results: Path, out: Path, use_gt: bool = True) -> dict:
-    """Read the three experts' match-to-GT JSONs of ``dt`` under ``results`` and write
+    """Read the three experts' result JSONs of ``dt`` under ``results`` (people matched to GT by
+    OKS >= 0.1, see :func:`keras_openpose.uncertainty.match_by_oks`, or across experts by OKS
+    without ground truth) and write
     ``<dt>-three-model-disagreement.{csv,json,png}`` under ``out``; returns the report (+ paths)."""
     import pandas as pd
 
@@ -376,19 +385,17 @@ def disagreement_for_split(split, dt: str, results: Path, out: Path, use_gt: boo
     from .domains import EXPERT_DOMAINS
     from .uncertainty import disagreement_report
     from .visualize import plot_sparsification
-    dets, matches = {}, {}
+    dets = {}
     for d in EXPERT_DOMAINS:
         tag = _model_tag(d)
         runs = sorted(results.glob(f"{dt}-{tag}-open-pose-single-scale-*"))
         if not runs:
             raise DataError(f"{results}: no eval run of expert {tag!r} on {dt} (run eval_coco2014_single_scale.py first)")
-        f = runs[-1] / f"{dt}-{tag}_result_matchGtId.json"
+        f = runs[-1] / f"{dt}-{tag}_result.json"
         if not f.is_file():
-            raise DataError(f"{f}: match-to-GT file missing (run the eval with --eval_compute_keypoint True)")
-        rows = json.loads(f.read_text())
-        dets[d] = rows
-        matches[d] = {r["id"]: r["gtId"] for r in rows}
-    rep = disagreement_report(dets, split.data if use_gt else None, matches if use_gt else None)
+            raise DataError(f"{f}: results file missing (run eval_coco2014_single_scale.py first)")
+        dets[d] = json.loads(f.read_text())
+    rep = disagreement_report(dets, split.data if use_gt else None, None)
     names = {d: ("ours" if d == "normal" else d) for d in EXPERT_DOMAINS}
     rows = [(f"transl disagreement {k.replace('-', ' to ')}", v["transl"]) for k, v in rep["limbs"].items()]
     rows += [(f"rotate disagreement {k.replace('-', ' to ')}", v["rot"]) for k, v in rep["limbs"].items()]
@@ -413,3 +420,149 @@ def quickstart(argv=None):
     a = p.parse_args(argv)
     from .quickstart import run_quickstart
     run_quickstart(a.config, a.out)
+
+
+VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _frames(source: str):
+    """Yield ``(name, BGR frame)`` from an image, a folder of images, a video file or a webcam index."""
+    import cv2
+
+    from .coco import read_image
+    if source.isdigit() or source.lower().endswith(VIDEO_EXT):
+        cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+        if not cap.isOpened():
+            raise DataError(f"{source}: cannot open video source")
+        k = 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                yield f"frame_{k:06d}", frame
+                k += 1
+        finally:
+            cap.release()
+        if k == 0:
+            raise DataError(f"{source}: no frame could be read")
+        return
+    p = Path(source)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
+        if not files:
+            raise DataError(f"{p}: no images in the folder")
+        for f in files:
+            yield f.stem, read_image(f)
+    else:
+        yield p.stem, read_image(p)
+
+
+def predict(argv=None):
+    p = _parser("python -m keras_openpose.predict",
+                "Estimate poses in an image, a folder, a video file or a webcam; write overlays and a "
+                "COCO-style JSON (image_id = frame or file name).",
+                ["python -m keras_openpose.predict --weights runs/quickstart/models/pose_normal.keras --input dataset/sample/val2017/000000397133.jpg --out runs/predict",
+                 "python -m keras_openpose.predict --weights models/pose_normal.keras --input clip.mp4 --out runs/clip --show-kpt-name --show-maps",
+                 "python -m keras_openpose.predict --models-dir models --mode route --input 0 --out runs/webcam --max-frames 300"])
+    p.add_argument("--input", required=True, help="image, folder, video file, or webcam index (0)")
+    p.add_argument("--out", required=True, help="output folder (overlays + poses.json)")
+    p.add_argument("--weights", help="one expert (.keras)")
+    p.add_argument("--models-dir", help="experts + classifier, with --mode route or fuse")
+    p.add_argument("--mode", choices=["route", "fuse"], default="route")
+    p.add_argument("--scales", default="1")
+    p.add_argument("--flip", type=str2bool, default=False)
+    p.add_argument("--show-kpt-name", action="store_true", help="write part names on the overlay")
+    p.add_argument("--show-maps", action="store_true", help="add heatmap and PAF panels to the overlay")
+    p.add_argument("--max-frames", type=int, default=None)
+    a = p.parse_args(argv)
+    import cv2
+
+    from .coco import write_json_atomic
+    from .inference import PoseEstimator
+    from .visualize import draw_poses, map_panel
+    if not a.weights and not a.models_dir:
+        raise DataError("give --weights (one expert) or --models-dir (ensemble)")
+    opts = _inference_options(a)
+    if a.weights:
+        est = PoseEstimator.from_weights(a.weights, opts)
+        fn = est.estimate
+    else:
+        ens = load_ensemble(a.models_dir, opts)
+        est = next(iter(ens.experts.values()))
+        fn = ens.predictor(a.mode)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, video = [], None
+    is_video = a.input.isdigit() or a.input.lower().endswith(VIDEO_EXT)
+    for k, (name, frame) in enumerate(_frames(a.input)):
+        if a.max_frames is not None and k >= a.max_frames:
+            break
+        people = fn(frame)
+        vis = draw_poses(frame, people, show_names=a.show_kpt_name)
+        if a.show_maps:
+            heat, paf, _ = est.maps(frame)
+            vis = np.concatenate([vis, map_panel(frame, heat, paf)[:, frame.shape[1]:]], 1)
+        results += [{"image_id": name, "category_id": 1, **q} for q in people]
+        if is_video:
+            if video is None:
+                video = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                        (vis.shape[1], vis.shape[0]))
+            video.write(vis)
+        else:
+            cv2.imwrite(str(out / f"{name}_pose.jpg"), vis)
+    if video is not None:
+        video.release()
+    write_json_atomic(results, out / "poses.json")
+    t = est.timing
+    n = max(t["images"], 1)
+    print(f"{out}: {len(results)} people in {n} frames; network {1000 * t['network_s'] / n:.0f} ms, "
+          f"decode {1000 * t['decode_s'] / n:.1f} ms per frame")
+
+
+def convert_weights(argv=None):
+    p = _parser("convert_weights.py",
+                "Turn weights users already have into a Keras 3 model file: the CMU Caffe model "
+                "(pose_iter_440000.caffemodel; no Caffe needed) or the reference's Keras 2 weights.0100.h5.",
+                ["python training/convert_weights.py --caffemodel pose_iter_440000.caffemodel --out models/pose_normal.keras",
+                 "python training/convert_weights.py --reference-h5 training/weights/weights.0100.h5 --out models/pose_normal.keras"])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--caffemodel")
+    src.add_argument("--reference-h5")
+    p.add_argument("--out", required=True, help="the .keras file to write")
+    a = p.parse_args(argv)
+    from .model import build_model
+    from .weights import load_caffe_weights, load_reference_h5
+    model = build_model("vgg19")
+    loaded = load_caffe_weights(model, a.caffemodel) if a.caffemodel else load_reference_h5(model, a.reference_h5)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, out)
+    print(f"{out}: {len(loaded)} layers loaded, {model.count_params():,} parameters")
+
+
+def check_coco(argv=None):
+    p = _parser("check_coco.py", "Check a COCO root: annotation schema, image files present and readable at "
+                "the annotated size. Reports problems with counts (exit 1 if any).",
+                ["python dataset/check_coco.py --coco-root dataset/sample",
+                 "python dataset/check_coco.py --coco-root dataset --splits train2014,val2014 --no-read"])
+    p.add_argument("--coco-root", required=True)
+    p.add_argument("--splits", default=None, help="comma-separated (default: every annotation file)")
+    p.add_argument("--no-read", action="store_true", help="only check that files exist (fast)")
+    a = p.parse_args(argv)
+    from .coco import check_root
+    rep = check_root(a.coco_root, a.splits.split(",") if a.splits else None, read_images=not a.no_read)
+    bad = 0
+    for split, r in rep.items():
+        problems = r["missing"] + r["unreadable"] + r["size_mismatch"] + r["orphan_annotations"] + (1 if r["errors"] and not r["images"] else 0)
+        bad += problems
+        print(f"{split}: {r['images']} images, {r['annotations']} annotations ({r['people_with_keypoints']} people "
+              f"with keypoints); missing {r['missing']}, unreadable {r['unreadable']}, size mismatch "
+              f"{r['size_mismatch']}, orphan annotations {r['orphan_annotations']}")
+        for e in r["errors"]:
+            print("  ", e)
+    if bad:
+        sys.exit(1)

@@ -407,3 +407,62 @@ def make_domain_test_set(split: CocoSplit, domain: str, out_root: str | Path, id
 def _default_strength(domain):
     from .domains import DEFAULT_STRENGTH
     return DEFAULT_STRENGTH[domain]
+
+
+def check_root(root: str | Path, splits=None, read_images: bool = True, progress: bool = True) -> dict:
+    """Check a COCO root and count problems instead of stopping at the first.
+
+    For each split (default: every ``annotations/person_keypoints_*.json``): the annotation file
+    parses and has the keypoint schema, its image folder exists, every listed image is present and
+    (with ``read_images``) decodes at the annotated size; annotations refer to known images.
+
+    Returns:
+        ``{split: {"images", "annotations", "people_with_keypoints", "missing", "unreadable",
+        "size_mismatch", "orphan_annotations", "errors": [first 20 messages]}}``.
+    """
+    from tqdm import tqdm
+    root = Path(root)
+    if splits is None:
+        splits = sorted(p.stem.replace("person_keypoints_", "") for p in (root / "annotations").glob("person_keypoints_*.json"))
+    if not splits:
+        raise DataError(f"{root}: no annotations/person_keypoints_*.json")
+    report = {}
+    for split in splits:
+        r = {"images": 0, "annotations": 0, "people_with_keypoints": 0, "missing": 0, "unreadable": 0,
+             "size_mismatch": 0, "orphan_annotations": 0, "errors": []}
+        report[split] = r
+
+        def err(msg, key=None):
+            if key:
+                r[key] += 1
+            if len(r["errors"]) < 20:
+                r["errors"].append(msg)
+        try:
+            data = load_annotations(annotation_path(root, split))
+        except DataError as e:
+            err(str(e))
+            continue
+        images = {im["id"]: im for im in data["images"]}
+        r["images"], r["annotations"] = len(images), len(data["annotations"])
+        r["people_with_keypoints"] = sum(a.get("num_keypoints", 0) > 0 for a in data["annotations"])
+        for a in data["annotations"]:
+            if a["image_id"] not in images:
+                err(f"annotation {a['id']}: unknown image {a['image_id']}", "orphan_annotations")
+        folder = root / split
+        if not folder.is_dir():
+            err(f"{folder}: image folder not found")
+            r["missing"] = len(images)
+            continue
+        for im in tqdm(images.values(), desc=f"check {split}", disable=not progress, leave=False):
+            path = folder / im["file_name"]
+            if not path.is_file():
+                err(f"{path}: image not found", "missing")
+                continue
+            if read_images:
+                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                if img is None:
+                    err(f"{path}: not a readable image", "unreadable")
+                elif img.shape[:2] != (im["height"], im["width"]):
+                    err(f"{path}: {img.shape[1]}x{img.shape[0]}, annotated {im['width']}x{im['height']}",
+                        "size_mismatch")
+    return report

@@ -24,6 +24,8 @@ class AugmentConfig:
         sigma: heatmap Gaussian sigma, input pixels.
         limb_width: PAF band half-width, input pixels.
         randomize_effect: draw the domain strength from a range (else the reference's fixed one).
+        enabled: random warps; when False every sample is the identity warp centred on its main
+            person (validation, and the overfitting check of the training path).
     """
 
     crop: int = 368
@@ -37,6 +39,7 @@ class AugmentConfig:
     sigma: float = 7.0
     limb_width: float = 8.0
     randomize_effect: bool = True
+    enabled: bool = True
 
 
 @dataclass
@@ -47,12 +50,14 @@ class TrainConfig:
         model: network config name (:data:`keras_openpose.model.MODEL_CONFIGS`).
         effect: domain of the expert (``normal``, ``dark``, ``motion_blur``).
         batch_size, steps, steps_per_epoch: the schedule (an "epoch" is a checkpoint interval).
-        optimizer: ``adam`` or ``sgd`` (momentum 0.9).
+        optimizer: ``adam``, ``sgd`` (momentum 0.9) or ``sgd_cmu`` (momentum 0.9 with CMU's per-layer
+            learning-rate multipliers x1/x2 backbone and stage 1, x4/x8 later stages).
         learning_rate: base rate; multiplied by ``lr_gamma`` every ``lr_step`` steps.
         weight_decay: L2 on kernels (paper: 5e-4).
         precision: Keras dtype policy (``mixed_bfloat16`` on CPU, ``mixed_float16`` on GPU, ``float32``).
         seed: seeds the sample order, augmentation and initialisation.
-        workers: parallel calls of the tf.data map.
+        workers: parallel calls of the tf.data map (0 = autotune).
+        distribute: ``none``, ``mirrored`` (several GPUs / logical devices) or ``multiworker``.
     """
 
     model: str = "vgg19"
@@ -68,6 +73,7 @@ class TrainConfig:
     precision: str = "mixed_bfloat16"
     seed: int = 0
     workers: int = 0
+    distribute: str = "none"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 

@@ -110,7 +110,10 @@ def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], al
         matches: ``{detection_id: gt_id}``.
         keypoints: optional subset of COCO keypoint indices (e.g. :data:`DIFFICULT_KEYPOINTS`).
     Returns:
-        ``{"pck": float, "correct": int, "total": int}`` (``pck`` is NaN when ``total`` is 0).
+        ``{"pck", "correct", "total", "auc", "nme", "n_predicted"}``: ``pck`` at ``alpha`` (NaN when
+        ``total`` is 0); ``auc`` = mean PCK over ``alpha' = 0, 0.01, ..., 0.5`` (area under the
+        PCK curve normalised to [0, 1], misses count as errors); ``nme`` = mean of
+        ``distance / size`` over the predicted keypoints of matched people (``n_predicted`` of them).
     """
     by_gt = {}
     for d in detections:
@@ -119,6 +122,7 @@ def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], al
             by_gt[g] = d
     sel = np.arange(17) if keypoints is None else np.asarray(keypoints)
     correct = total = 0
+    norm_dists = []  # distance / size of predicted keypoints of matched people
     for a in gt_anns:
         if a.get("iscrowd") or a.get("num_keypoints", 0) == 0:
             continue
@@ -140,9 +144,40 @@ def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], al
         if d is None or size <= 0:
             continue
         p = np.asarray(d["keypoints"], np.float64).reshape(-1, 3)
-        ok = (p[lab, 2] > 0) & (np.hypot(p[lab, 0] - g[lab, 0], p[lab, 1] - g[lab, 1]) <= alpha * size)
-        correct += int(ok.sum())
-    return {"pck": correct / total if total else float("nan"), "correct": correct, "total": total}
+        pred = p[lab, 2] > 0
+        dist = np.hypot(p[lab, 0] - g[lab, 0], p[lab, 1] - g[lab, 1]) / size
+        correct += int((pred & (dist <= alpha)).sum())
+        norm_dists += dist[pred].tolist()
+    nd = np.asarray(norm_dists)
+    alphas = np.linspace(0, 0.5, 51)
+    auc = float(np.mean([(nd <= a).sum() / total for a in alphas])) if total else float("nan")
+    return {"pck": correct / total if total else float("nan"), "correct": correct, "total": total,
+            "auc": auc, "nme": float(nd.mean()) if len(nd) else float("nan"), "n_predicted": int(len(nd))}
+
+
+def crowd_index(anns: list[dict]) -> float:
+    """CrowdPose's crowd index of one image (Li et al. 2019): mean over people of (keypoints of
+    *other* people inside the person's bbox) / (the person's own labelled keypoints); 0 for fewer
+    than two people."""
+    people = [a for a in anns if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
+    if len(people) < 2:
+        return 0.0
+    kps = [np.asarray(a["keypoints"], np.float64).reshape(-1, 3) for a in people]
+    ratios = []
+    for i, a in enumerate(people):
+        x, y, w, h = a["bbox"]
+        inside = 0
+        for j, k in enumerate(kps):
+            if j == i:
+                continue
+            lab = k[:, 2] > 0
+            inside += int(((k[lab, 0] >= x) & (k[lab, 0] <= x + w) & (k[lab, 1] >= y) & (k[lab, 1] <= y + h)).sum())
+        ratios.append(inside / max(int((kps[i][:, 2] > 0).sum()), 1))
+    return float(np.mean(ratios))
+
+
+#: Images with a crowd index at or above this are "crowded" (CrowdPose's medium+hard range).
+CROWDED_INDEX = 0.1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +187,7 @@ def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], al
 
 def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", progress: bool = True,
                        overlays: bool = False, compute: bool = True, evaluate: bool = True,
-                       subsets: dict | None = None) -> dict:
+                       subsets: dict | None = None, timing: dict | None = None) -> dict:
     """Run ``predict(image) -> people`` over ``image_ids`` of ``split`` and write the report.
 
     Files in ``out_dir``: ``predictions.jsonl`` (per image, appended as it goes: an interrupted run
@@ -165,6 +200,8 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
         compute: run the predictor (else reuse ``predictions.jsonl``).
         evaluate: compute COCO stats / PCK (needs ground truth).
         subsets: ``{label: [image ids]}`` for extra PCK rows.
+        timing: a predictor's running ``{"network_s", "decode_s", "images"}`` (as
+            :class:`~keras_openpose.inference.PoseEstimator` keeps); adds the per-image split.
     Returns:
         the summary dict (stats, pck, seconds per image, counts).
     """
@@ -213,26 +250,37 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
     write_json_atomic(dets, out_dir / f"{name}_result.json")
     summary = {"name": name, "images": len(image_ids), "detections": len(dets),
                "seconds_per_image": seconds / max(len(image_ids), 1)}
+    if timing and timing.get("images"):
+        summary["network_ms_per_image"] = 1000 * timing["network_s"] / timing["images"]
+        summary["decode_ms_per_image"] = 1000 * timing["decode_s"] / timing["images"]
     if evaluate:
         stats, ev = coco_keypoint_eval(split.data, dets, image_ids)
         matches = match_to_gt(ev)
         for k, d in enumerate(dets, 1):
             d["id"] = k
         crowd_imgs = {a["image_id"] for a in split.data["annotations"] if a.get("iscrowd")}
+        crowded = {i for i in image_ids if crowd_index(split.anns_by_image[i]) >= CROWDED_INDEX}
         write_json_atomic([{**d, "gtId": matches.get(d["id"], 0), "iscrowd": int(d["image_id"] in crowd_imgs)}
                            for d in dets], out_dir / f"{name}_result_matchGtId.json")
         gts = [a for i in image_ids for a in split.anns_by_image[i]]
         rows = {"all": pck(gts, dets, matches),
                 "difficult": pck(gts, dets, matches, keypoints=DIFFICULT_KEYPOINTS),
                 "head": pck(gts, dets, matches, normaliser="head"),
-                "crowded": pck([a for a in gts if a["image_id"] in crowd_imgs], dets, matches)}
+                "crowded": pck([a for a in gts if a["image_id"] in crowded], dets, matches),
+                "crowd_annotated": pck([a for a in gts if a["image_id"] in crowd_imgs], dets, matches)}
         for label, ids in (subsets or {}).items():
             ids = set(ids)
             rows[label] = pck([a for a in gts if a["image_id"] in ids], dets, matches)
         summary.update({"stats": stats, "pck": {k: v["pck"] for k, v in rows.items()},
+                        "pck_auc": {k: v["auc"] for k, v in rows.items()},
+                        "nme": {k: v["nme"] for k, v in rows.items()},
                         "pck_counts": {k: [v["correct"], v["total"]] for k, v in rows.items()}})
         table = [(f"{k}", v) for k, v in stats.items()] + [(f"PCK@0.5 {k}", v["pck"]) for k, v in rows.items()]
+        table += [("PCK AUC@0-0.5 all", rows["all"]["auc"]), ("NME all", rows["all"]["nme"])]
         table.append(("seconds per image", summary["seconds_per_image"]))
+        for k in ("network_ms_per_image", "decode_ms_per_image"):
+            if k in summary:
+                table.append((k.replace("_", " "), summary[k]))
         df = pd.DataFrame(table, columns=["evaluation_metrics", "value"])
         tmp = out_dir / f"{name}_result.csv.tmp"
         df.to_csv(tmp, index=False)

@@ -36,6 +36,8 @@ class ModelConfig:
         refine_blocks: residual blocks per refinement stage (mobilenet).
         num_heatmaps, num_pafs: output channels (19 and 38 for OpenPose COCO-18).
         weight_decay: L2 kernel regulariser (Keras semantics: adds ``wd * sum(w^2)``).
+        norm: normalisation of the mobilenet family: ``group`` (GroupNorm, 8 groups: the same in
+            training and inference, robust at the small batches of CPU training) or ``batch``.
     """
 
     family: str = "vgg19"
@@ -46,6 +48,7 @@ class ModelConfig:
     num_heatmaps: int = DEFAULT_SKELETON.num_heatmaps
     num_pafs: int = DEFAULT_SKELETON.num_pafs
     weight_decay: float = 5e-4
+    norm: str = "group"
 
 
 MODEL_CONFIGS = {
@@ -116,39 +119,58 @@ def _vgg19_cmu(x, cfg: ModelConfig):
     return outs
 
 
-def _dw(x, filters, stride, name, wd, dilation=1):
+def _norm(kind: str, channels: int, name: str):
+    """GroupNorm (8 groups or fewer) or BatchNorm. With batch norm, a small network trained on a
+    few images at small batches learns to rely on batch statistics that its moving averages do
+    not match at inference (measured here: inference outputs off by the outputs' own scale);
+    group norm computes the same thing in training and inference."""
+    if kind == "batch":
+        return layers.BatchNormalization(name=name)
+    import math
+    return layers.GroupNormalization(groups=math.gcd(8, channels), name=name)
+
+
+def _dw(x, filters, stride, name, wd, dilation=1, norm="group"):
     x = layers.DepthwiseConv2D(3, stride, padding="same", dilation_rate=dilation, use_bias=False,
                                name=name + "_dw")(x)
-    x = layers.BatchNormalization(name=name + "_dw_bn")(x)
+    x = _norm(norm, x.shape[-1], name + "_dw_bn")(x)
     x = layers.ReLU(name=name + "_dw_relu")(x)
     x = layers.Conv2D(filters, 1, use_bias=False, name=name + "_pw",
                       kernel_regularizer=keras.regularizers.L2(wd) if wd else None)(x)
-    x = layers.BatchNormalization(name=name + "_pw_bn")(x)
+    x = _norm(norm, filters, name + "_pw_bn")(x)
     return layers.ReLU(name=name + "_pw_relu")(x)
 
 
 def _mobilenet(x, cfg: ModelConfig):
     wd, w, C = cfg.weight_decay, cfg.width, cfg.channels
 
-    def _conv(*args, **kwargs):  # He init: N(0, 0.01) (CMU's, fine under a pretrained VGG) stalls
-        kwargs.setdefault("init", "he_normal" if kwargs.get("relu", True) else "glorot_uniform")
-        return _conv_base(*args, **kwargs)  # a deep stack trained from scratch
+    def _conv(x, filters, k, name, wd, relu=True, dilation=1, dtype=None):
+        # Hidden layers: conv + normalisation + ReLU (He init), as Lightweight OpenPose's refinement
+        # blocks; without normalisation a stack trained from scratch sits on the loss plateau.
+        # Output layers: plain conv, N(0, 0.01) as CMU, so training starts near the zero map.
+        if not relu:
+            return _conv_base(x, filters, k, name, wd, relu=False, dilation=dilation, dtype=dtype)
+        x = layers.Conv2D(filters, k, padding="same", dilation_rate=dilation, use_bias=False, name=name,
+                          kernel_initializer="he_normal",
+                          kernel_regularizer=keras.regularizers.L2(wd) if wd else None)(x)
+        x = _norm(cfg.norm, filters, name + "_bn")(x)
+        return layers.ReLU(name=name + "_relu")(x)
 
     def ch(n):
         return max(8, int(n * w))
 
     x = layers.Conv2D(ch(32), 3, 2, padding="same", use_bias=False, name="conv1")(x)
-    x = layers.BatchNormalization(name="conv1_bn")(x)
+    x = _norm(cfg.norm, ch(32), "conv1_bn")(x)
     x = layers.ReLU(name="conv1_relu")(x)
     spec = [(64, 1, 1), (128, 2, 1), (128, 1, 1), (256, 2, 1), (256, 1, 1), (512, 1, 1), (512, 1, 2),
             (512, 1, 1)]
     for i, (f, s, d) in enumerate(spec, 2):
-        x = _dw(x, ch(f), s, f"conv{i}", wd, d)
+        x = _dw(x, ch(f), s, f"conv{i}", wd, d, cfg.norm)
     # CPM neck (LWOP "Cpm"): 1x1 to C, three dw-separable convs with a residual, 3x3 conv
     a = _conv(x, C, 1, "cpm_align", wd)
     y = a
     for i in range(3):
-        y = _dw(y, C, 1, f"cpm_trunk{i}", wd)
+        y = _dw(y, C, 1, f"cpm_trunk{i}", wd, norm=cfg.norm)
     features = _conv(layers.Add(name="cpm_add")([a, y]), C, 3, "cpm_out", wd)
 
     def heads(y, t):

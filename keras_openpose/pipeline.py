@@ -97,3 +97,32 @@ def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, s
     ds = ds.map(_tf, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def start_data_service(workers: int = 1, port: int = 0):
+    """Start an in-process tf.data service (one dispatcher + ``workers`` workers) on loopback.
+
+    For users who outgrow one machine, run the dispatcher and workers on preprocessing hosts
+    (``tf.data.experimental.service.DispatchServer`` / ``WorkerServer``) and pass the dispatcher's
+    address to :func:`distribute`; the dataset definition stays the same.
+
+    Returns:
+        ``(dispatcher, [worker, ...])``; ``dispatcher.target`` is the address (``grpc://localhost:N``).
+    """
+    import tensorflow as tf
+    svc = tf.data.experimental.service
+    dispatcher = svc.DispatchServer(svc.DispatcherConfig(port=port))
+    address = dispatcher.target.split("://")[1]
+    ws = [svc.WorkerServer(svc.WorkerConfig(dispatcher_address=address)) for _ in range(workers)]
+    return dispatcher, ws
+
+
+def distribute(dataset, service: str, job_name: str | None = None):
+    """Run ``dataset``'s preprocessing on tf.data service workers at ``service`` (``grpc://host:port``).
+
+    ``processing_mode="distributed_epoch"`` splits the elements among workers, so each sample is
+    produced once; element order across workers is not deterministic, the content of each is.
+    """
+    import tensorflow as tf
+    return dataset.apply(tf.data.experimental.service.distribute(
+        processing_mode="distributed_epoch", service=service, job_name=job_name))

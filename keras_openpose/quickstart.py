@@ -33,7 +33,7 @@ def run_quickstart(config_path, out_dir) -> dict:
     """Run the quickstart described by ``config_path`` into ``out_dir``; returns the summary."""
     from dataclasses import replace
 
-    from .classifier import train_classifier, validate
+    from .classifier import train_classifier
     from .codec import DecodeOptions
     from .coco import CocoSplit, make_domain_test_set, write_json_atomic
     from .domains import EXPERT_DOMAINS
@@ -84,12 +84,15 @@ def run_quickstart(config_path, out_dir) -> dict:
     _step("3/7 domain classifier")
     clf_path = models / "domain_classifier.pt"
     test_split = CocoSplit(root, data_cfg["test_split"])
-    if not clf_path.exists():
+    clf_log = clf_path.with_suffix(".json")
+    if not clf_path.exists() or not clf_log.exists():
         train_classifier(train_split.image_dir, test_split.image_dir, clf_path,
                          epochs=cfg.get("classifier", {}).get("epochs", 10))
-    val = validate(clf_path, test_split.image_dir, "synthesize")
-    clf_acc = val["accuracy"]
-    print(f"classifier accuracy on {test_split.split} with effects: {clf_acc:.4f}")
+    log = json.loads(clf_log.read_text())
+    clf_acc = log["val_accuracy"]
+    print(f"classifier accuracy on the {test_split.split} images with "
+          f"effects at held-out strengths: {clf_acc:.4f}; confusion (rows = truth, "
+          f"{', '.join(log['confusion']['classes'])}): {log['confusion']['matrix']}")
 
     _step("4/7 test domains from " + test_split.split)
     test_root = out / "data" / "test"

@@ -89,6 +89,8 @@ def make_record(split: CocoSplit, image_id: int, mask: np.ndarray | None = None)
     if not main:
         return None
     path = split.image_path(image_id)
+    if not path.is_file():
+        return f"{path}: image not found"
     try:
         data = path.read_bytes()
     except OSError as e:

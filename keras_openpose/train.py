@@ -45,6 +45,38 @@ class MaskedL2(keras.losses.Loss):
         return 0.5 * ops.sum(mask * ops.square(y_pred - target), axis=(1, 2, 3))
 
 
+@keras.saving.register_keras_serializable(package="keras_openpose")
+class MultiplierSGD(keras.optimizers.SGD):
+    """SGD with CMU's per-layer learning-rate multipliers (Caffe ``lr_mult``).
+
+    Backbone and stage 1: kernels x1, biases x2; stages >= 2 (layer names containing
+    ``stage<t>`` with ``t >= 2``): kernels x4, biases x8. For momentum SGD, multiplying a
+    variable's gradient by ``m`` is the same as multiplying its learning rate by ``m``, which is
+    how the multipliers are applied.
+    """
+
+    def __init__(self, *args, multipliers=(1.0, 2.0, 4.0, 8.0), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.multipliers = tuple(multipliers)
+
+    def _mult(self, var) -> float:
+        import re
+        path = getattr(var, "path", var.name)
+        m = re.search(r"stage(\d+)", path)
+        later = bool(m) and int(m.group(1)) >= 2
+        is_bias = path.endswith("bias")
+        k1, b1, k2, b2 = self.multipliers
+        return (b2 if is_bias else k2) if later else (b1 if is_bias else k1)
+
+    def apply(self, grads, trainable_variables=None):
+        tv = trainable_variables if trainable_variables is not None else self._trainable_variables
+        grads = [None if g is None else g * self._mult(v) for g, v in zip(grads, tv)]
+        return super().apply(grads, trainable_variables)
+
+    def get_config(self):
+        return {**super().get_config(), "multipliers": list(self.multipliers)}
+
+
 class _AtomicCheckpoint(keras.callbacks.Callback):
     def __init__(self, run_dir: Path, steps_per_epoch: int):
         super().__init__()
@@ -67,20 +99,39 @@ def set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(precision)
 
 
+def get_strategy(name: str):
+    """``tf.distribute`` strategy: ``none`` (default device), ``mirrored`` (all local GPUs, or all
+    logical CPU devices) or ``multiworker`` (``MultiWorkerMirroredStrategy``; machines listed in the
+    ``TF_CONFIG`` environment variable). The batch size is global: split over the replicas."""
+    import tensorflow as tf
+    if name in ("none", "default", ""):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise DataError(f"--distribute {name!r}: use none, mirrored or multiworker")
+
+
 def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
     lr = keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, cfg.lr_step, cfg.lr_gamma, staircase=True)
     if cfg.optimizer == "adam":
         opt = keras.optimizers.Adam(lr)
     elif cfg.optimizer == "sgd":
         opt = keras.optimizers.SGD(lr, momentum=0.9)
+    elif cfg.optimizer == "sgd_cmu":
+        opt = MultiplierSGD(lr, momentum=0.9)
     else:
-        raise DataError(f"optimizer {cfg.optimizer!r}: use adam or sgd")
+        raise DataError(f"optimizer {cfg.optimizer!r}: use adam, sgd or sgd_cmu (CMU lr multipliers)")
     model.compile(optimizer=opt, loss=[MaskedL2() for _ in model.outputs], jit_compile=False)
     return model
 
 
 def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
-                 init_from: str | Path | None = None, verbose: int | None = None) -> Path:
+                 init_from: str | Path | None = None, verbose: int | None = None,
+                 callbacks: list | None = None) -> Path:
     """Train (or resume) one expert; returns the path of the final ``model.keras``.
 
     Args:
@@ -90,6 +141,7 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
         resume: continue from ``run_dir/checkpoint.keras`` when present.
         init_from: a ``.keras`` model whose weights initialise the network (fine-tuning an expert
             from the normal model); ignored when resuming.
+        callbacks: extra Keras callbacks (run after the checkpoint of each epoch is written).
     Raises:
         DataError: bad store, config or initial weights.
     """
@@ -108,33 +160,35 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
     set_precision(cfg.precision)
     keras.utils.set_random_seed(cfg.seed)
     store = Store(store_path)
-    maker = SampleMaker(store, cfg.augment, cfg.effect, train=True)
+    maker = SampleMaker(store, cfg.augment, cfg.effect, train=cfg.augment.enabled)
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
     total_epochs = max(1, -(-cfg.steps // cfg.steps_per_epoch))
     ckpt, state_file = run_dir / "checkpoint.keras", run_dir / "state.json"
     initial_epoch = 0
-    if resume and ckpt.exists() and state_file.exists():
-        model = keras.saving.load_model(ckpt)
-        initial_epoch = json.loads(state_file.read_text())["epoch"]
-    else:
-        model = build_model(cfg.model)  # fully convolutional: (None, None, 3)
-        if init_from:
-            if not Path(init_from).is_file():
-                raise DataError(f"{init_from}: --init-from model not found")
-            src = keras.saving.load_model(init_from, compile=False)
-            try:
-                model.set_weights(src.get_weights())
-            except ValueError as e:
-                raise DataError(f"{init_from}: weights do not fit network {cfg.model!r} ({e})") from None
-        compile_model(model, cfg)
+    strategy = get_strategy(cfg.distribute)
+    with strategy.scope():
+        if resume and ckpt.exists() and state_file.exists():
+            model = keras.saving.load_model(ckpt)
+            initial_epoch = json.loads(state_file.read_text())["epoch"]
+        else:
+            model = build_model(cfg.model)  # fully convolutional: (None, None, 3)
+            if init_from:
+                if not Path(init_from).is_file():
+                    raise DataError(f"{init_from}: --init-from model not found")
+                src = keras.saving.load_model(init_from, compile=False)
+                try:
+                    model.set_weights(src.get_weights())
+                except ValueError as e:
+                    raise DataError(f"{init_from}: weights do not fit network {cfg.model!r} ({e})") from None
+            compile_model(model, cfg)
     stages = len(model.outputs) // 2
     if initial_epoch < total_epochs:
         ds = make_dataset(maker, cfg.batch_size, total_epochs * cfg.steps_per_epoch, stages, cfg.seed,
                           start_step=initial_epoch * cfg.steps_per_epoch, parallel=cfg.workers or None)
         callbacks = [_AtomicCheckpoint(run_dir, cfg.steps_per_epoch),
                      keras.callbacks.CSVLogger(str(run_dir / "training.csv"), append=True),
-                     keras.callbacks.TerminateOnNaN()]
+                     keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
         if os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0":
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
                                                          update_freq="epoch", profile_batch=0))

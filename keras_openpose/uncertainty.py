@@ -175,15 +175,42 @@ def sparsification(uncertainty, error, steps: int = 20):
     return {"fractions": fr.tolist(), "curve": curve.tolist(), "oracle": oracle.tolist(), "ause": ause}
 
 
+def match_by_oks(dets: list[dict], gts: list[dict], min_oks: float = 0.1) -> list[int]:
+    """Greedy one-to-one matching of detections (by descending score) to GT people by OKS.
+
+    Returns:
+        for each detection, the GT ``id`` it matched with OKS >= ``min_oks``, else 0. Unlike the
+        COCO match at OKS 0.5, a poor detection of a person is still paired with that person, so
+        weak experts' disagreement and error can be measured.
+    """
+    out = [0] * len(dets)
+    gts = [g for g in gts if not g.get("iscrowd") and g.get("num_keypoints", 0) > 0]
+    if not dets or not gts:
+        return out
+    oks = oks_matrix(dets, gts)
+    used = set()
+    for i in np.argsort([-d.get("score", 0.0) for d in dets], kind="stable"):
+        cand = [(oks[i, j], j) for j in range(len(gts)) if j not in used and oks[i, j] >= min_oks]
+        if cand:
+            _, j = max(cand)
+            used.add(j)
+            out[i] = gts[j]["id"]
+    return out
+
+
 def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | None = None,
                         matches: dict[str, dict[int, int]] | None = None,
-                        skeleton: Skeleton = DEFAULT_SKELETON, min_oks: float = 0.3) -> dict:
+                        skeleton: Skeleton = DEFAULT_SKELETON, min_oks: float = 0.3,
+                        gt_min_oks: float = 0.1) -> dict:
     """Per-limb and per-person disagreement of experts over a set of images.
 
     Args:
         per_expert_dets: ``{expert: [COCO result dicts with "image_id" (and "id" when matched)]}``.
-        gt_data: COCO GT dict; when given with ``matches`` (``{expert: {det id: gt id}}``), people
-            are paired by GT id and each person's error is measured, else by OKS between predictions.
+        gt_data: COCO GT dict; when given, people are paired by GT id and each person's error is
+            measured, else they are paired by OKS between the experts' predictions (``min_oks``).
+        matches: ``{expert: {det id: gt id}}`` (e.g. the eval's match at OKS 0.5); when ``None``
+            with ``gt_data``, each expert's detections are matched to GT with :func:`match_by_oks`
+            at ``gt_min_oks``.
     Returns:
         ``{"experts", "limbs": {name: {"transl", "rot", "n"}}, "total_transl", "total_rot",
         "persons": [{"image_id", "gt_id", "transl", "rot", "error", "n_experts"}],
@@ -197,14 +224,19 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
         for d in per_expert_dets[name]:
             by_img[d["image_id"]][e].append(d)
     gt_by_id = {a["id"]: a for a in gt_data["annotations"]} if gt_data else {}
+    gt_anns_by_img = defaultdict(list)
+    for a in (gt_data or {}).get("annotations", []):
+        gt_anns_by_img[a["image_id"]].append(a)
     persons = []
     L = skeleton.num_limbs
     for img, lists in sorted(by_img.items()):
-        if gt_data is not None and matches is not None:
+        if gt_data is not None:
             groups = defaultdict(lambda: [None] * len(experts))
+            gts = [a for a in gt_anns_by_img.get(img, [])]
             for e, name in enumerate(experts):
-                for d in lists[e]:
-                    g = matches[name].get(d.get("id"), 0)
+                ids = ([matches[name].get(d.get("id"), 0) for d in lists[e]] if matches is not None
+                       else match_by_oks(lists[e], gts, gt_min_oks))
+                for d, g in zip(lists[e], ids):
                     if g:
                         groups[g][e] = d
             items = list(groups.items())

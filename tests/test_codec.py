@@ -88,3 +88,20 @@ def test_decode_rejects_bad_shapes():
     with pytest.raises(ValueError, match="pafs"):
         decode_poses(np.zeros((4, 4, 19)), np.zeros((4, 5, 38)), (32, 32))
     assert decode_poses(np.zeros((4, 4, 19), np.float32), np.zeros((4, 4, 38), np.float32), (32, 32)) == []
+
+
+def test_flip_maps_undo_a_mirror(val_split):
+    from keras_openpose.coco import keypoints_array
+    from keras_openpose.inference import _flip_maps
+    iid = val_split.ids_with_people()[0]
+    anns = [a for a in val_split.anns_by_image[iid] if a["num_keypoints"] > 0 and not a["iscrowd"]]
+    parts = S.keypoints_to_parts(keypoints_array(anns) * [0.5, 0.5, 1])
+    h, w = 30, 40
+    heat, paf = encode_targets(parts, (h, w))
+    mirrored = parts.copy()
+    mirrored[..., 0] = np.where(parts[..., 2] > 0, (8 * w - 1) - parts[..., 0], 0)
+    mirrored = mirrored[:, S.flip_permutation]          # a mirrored person's left is its right
+    mheat, mpaf = encode_targets(mirrored, (h, w))
+    fheat, fpaf = _flip_maps(mheat, mpaf, S)
+    np.testing.assert_allclose(fheat, heat, atol=1e-5)
+    np.testing.assert_allclose(fpaf, paf, atol=1e-5)

@@ -157,3 +157,19 @@ def test_id_lists(tmp_path):
     p.write_text("abc\n")
     with pytest.raises(DataError, match="l.txt:1"):
         read_id_list(p)
+
+
+def test_check_root_counts_problems(tmp_path, val_split):
+    import shutil
+
+    from keras_openpose.coco import check_root
+    rep = check_root("dataset/sample", progress=False)
+    assert rep["val2017"]["images"] == 79 and rep["val2017"]["missing"] == 0 and rep["train2017"]["unreadable"] == 0
+    root = tmp_path / "c"
+    shutil.copytree("dataset/sample/annotations", root / "annotations")
+    (root / "val2017").mkdir()
+    ims = val_split.data["images"]
+    shutil.copy(val_split.image_path(ims[0]["id"]), root / "val2017" / ims[0]["file_name"])
+    (root / "val2017" / ims[1]["file_name"]).write_bytes(b"not a jpeg")
+    r = check_root(root, ["val2017"], progress=False)["val2017"]
+    assert (r["missing"], r["unreadable"]) == (77, 1) and len(r["errors"]) == 20

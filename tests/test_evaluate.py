@@ -57,3 +57,19 @@ def test_pck_head_normaliser():
     k[3], k[4], k[0] = (40, 19, 2), (60, 21, 2), (50, 12, 2)     # 9 px (ok), 11 px (miss), exact
     r = pck(gt, [{"id": 1, "keypoints": k.reshape(-1).tolist()}], {1: 1}, normaliser="head")
     assert (r["correct"], r["total"]) == (2, 3)
+
+
+def test_pck_auc_nme_and_crowd_index():
+    gt = [_person(1, {0: (50, 10), 11: (40, 100)})]   # bbox 100 x 200 -> size 200
+    k = np.zeros((17, 3))
+    k[0] = (50, 30, 2)       # 20 px = 0.1 size
+    k[11] = (40, 160, 2)     # 60 px = 0.3 size
+    r = pck(gt, [{"id": 1, "keypoints": k.reshape(-1).tolist()}], {1: 1})
+    assert r["nme"] == pytest.approx(0.2) and r["n_predicted"] == 2
+    # PCK(a) over a = 0..0.5 step .01: 0 for a < .1, 0.5 for .1 <= a < .3, 1 from .3: mean = (20*.5 + 21*1)/51
+    assert r["auc"] == pytest.approx((20 * 0.5 + 21 * 1.0) / 51)
+    from keras_openpose.evaluate import crowd_index
+    a = _person(1, {0: (10, 10), 5: (20, 20)}, bbox=(0, 0, 50, 50))
+    b = _person(2, {0: (30, 30), 5: (200, 200)}, bbox=(25, 25, 200, 200))
+    # a's box holds 1 of b's keypoints (1/2); b's box holds 0 of a's (0/2): index = mean(0.5, 0) = 0.25
+    assert crowd_index([a, b]) == pytest.approx(0.25) and crowd_index([a]) == 0.0

@@ -92,3 +92,17 @@ def test_pipeline_batches_are_deterministic(train_store):
     assert np.array_equal(full[1][0].numpy(), resumed[0].numpy())
     mask = targets[1].numpy()[..., -1]
     assert set(np.unique(mask)) <= {0.0, 1.0}
+
+
+def test_tf_data_service_on_loopback(train_store):
+    """The same pipeline, preprocessed by tf.data service workers (dispatcher + 2 workers on loopback)."""
+    from keras_openpose.pipeline import SampleMaker, distribute, make_dataset, start_data_service
+    from keras_openpose.store import Store
+    maker = SampleMaker(Store(train_store), AugmentConfig(crop=64), "normal")
+    local = [b[0].numpy() for b in make_dataset(maker, 1, 4, stages=1, seed=3)]
+    dispatcher, workers = start_data_service(workers=2)
+    remote = [b[0].numpy() for b in distribute(make_dataset(maker, 1, 4, stages=1, seed=3), dispatcher.target)]
+    # the workers split the samples among them: each is made once, identical to the local one
+    assert len(remote) == len(local) == 4
+    for r in remote:
+        assert sum(np.array_equal(r, l) for l in local) == 1

@@ -41,7 +41,7 @@ def test_angles_wrap_across_180():
     _, r = limb_disagreement([k, k2], scale=10.0)
     li = S.limbs.index((S.parts.index("right_shoulder"), S.parts.index("right_elbow")))
     expected = 2 * np.degrees(np.arctan2(1, 100)) / 180
-    assert r[li] == pytest.approx(expected, rel=1e-6)
+    assert r[li] == pytest.approx(expected, rel=1e-4)  # float32 keypoints
 
 
 def test_missing_limbs_are_nan_not_zero():

@@ -1,0 +1,126 @@
+"""The training path: exact resume, the learning check, several replicas."""
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import REPO
+from keras_openpose.config import AugmentConfig, TrainConfig
+
+
+class _Interrupt(keras.callbacks.Callback):
+    def __init__(self, after_epoch):
+        super().__init__()
+        self.after = after_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.after:
+            raise KeyboardInterrupt
+
+
+def _cfg(**kw):
+    base = dict(model="tiny", batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3, lr_step=3,
+                lr_gamma=0.5, precision="float32", augment=AugmentConfig(crop=64))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_resume_is_exact(tmp_path, train_store):
+    import tensorflow as tf
+    from keras_openpose.train import train_expert
+    tf.config.experimental.enable_op_determinism()
+    ref = keras.saving.load_model(train_expert(_cfg(), train_store, tmp_path / "ref", verbose=0))
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train_expert(_cfg(), train_store, run, verbose=0, callbacks=[_Interrupt(2)])
+    state = json.loads((run / "state.json").read_text())
+    assert state["epoch"] == 2 and state["step"] == 4 and not (run / "model.keras").exists()
+    resumed = keras.saving.load_model(train_expert(_cfg(), train_store, run, verbose=0))
+    # same step counter, same learning rate, same weights as the uninterrupted run
+    assert int(resumed.optimizer.iterations) == int(ref.optimizer.iterations) == 6
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(float(ref.optimizer.learning_rate)) == pytest.approx(2.5e-4)  # 1e-3 x 0.5^(6 // 3)
+    for a, b in zip(ref.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    lines = (run / "training.csv").read_text().strip().splitlines()
+    assert len(lines) == 1 + 3  # header + one row per epoch, none lost or repeated
+
+
+def test_cmu_learning_rate_multipliers():
+    from keras_openpose.model import build_model
+    from keras_openpose.train import MultiplierSGD
+    m = build_model("vgg19")
+    opt = MultiplierSGD(1.0)
+    mult = {v.path: opt._mult(v) for v in m.trainable_variables}
+    assert mult["conv1_1/kernel"] == 1 and mult["conv1_1/bias"] == 2
+    assert mult["conv5_5_CPM_L2/kernel"] == 1 and mult["Mconv3_stage4_L1/kernel"] == 4
+    assert mult["Mconv7_stage6_L2/bias"] == 8
+
+
+def test_it_learns(tmp_path, train_store, train_split):
+    """Overfit a few training images without augmentation: the loss falls and the decoded poses on
+    those images reach AP >= 0.5 (a check of the whole training path, not of generalisation)."""
+    from keras_openpose.evaluate import coco_keypoint_eval
+    from keras_openpose.inference import InferenceOptions, PoseEstimator
+    from keras_openpose.pipeline import SampleMaker
+    from keras_openpose.store import Store, build_store
+    from keras_openpose.train import train_expert
+    # three images with one large, well-annotated person each
+    chosen = []
+    for i in train_split.ids_with_people():
+        people = [a for a in train_split.anns_by_image[i] if a["num_keypoints"] > 0]
+        if len(people) == 1 and people[0]["num_keypoints"] >= 12 and not any(a["iscrowd"] for a in train_split.anns_by_image[i]):
+            chosen.append(i)
+    chosen = chosen[:3]
+    assert len(chosen) == 3
+    store = tmp_path / "few.h5"
+    build_store(train_split, store, exclude_ids=set(train_split.image_ids) - set(chosen), workers=1, progress=False)
+    aug = AugmentConfig(crop=192, enabled=False)
+    cfg = _cfg(steps=400, steps_per_epoch=100, batch_size=3, learning_rate=2e-3, lr_step=300, lr_gamma=0.3,
+               precision="mixed_bfloat16", augment=aug)
+    path = train_expert(cfg, store, tmp_path / "run", verbose=0)
+    losses = [float(r.split(",")[1]) for r in (tmp_path / "run" / "training.csv").read_text().splitlines()[1:]]
+    assert losses[-1] < 0.5 * losses[0], losses
+    # decode the training crops themselves (person centred, 0.6 x crop tall)
+    maker = SampleMaker(Store(store), aug, "normal", train=False)
+    est = PoseEstimator.from_weights(path, InferenceOptions(box_size=192))
+    gt = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
+    dets = []
+    from keras_openpose.augment import transform_points, warp_matrix, draw_params
+    st = Store(store)
+    for k, (row, person) in enumerate(maker.samples):
+        crop, *_ = maker.make(k, 0)
+        m = warp_matrix(st.centre[person], st.bbox[person, 3], draw_params(None, aug, train=False), aug)
+        kp = st.keypoints[person].copy()
+        lab = kp[:, 2] > 0
+        kp[lab, :2] = transform_points(kp[lab, :2], m)
+        s = np.sqrt(abs(np.linalg.det(m[:, :2])))
+        x, y, w, h = st.bbox[person]
+        gt["images"].append({"id": k + 1, "height": 192, "width": 192, "file_name": f"{k}.jpg"})
+        gt["annotations"].append({"id": k + 1, "image_id": k + 1, "category_id": 1, "iscrowd": 0,
+                                  "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int(lab.sum()),
+                                  "area": float(w * h * s * s), "bbox": [0, 0, 192, 192]})
+        dets += [{"image_id": k + 1, "category_id": 1, **p} for p in est.estimate(crop)]
+    stats, _ = coco_keypoint_eval(gt, dets)
+    assert stats["AP"] >= 0.5, (stats, losses)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tmp_path, train_store):
+    code = f"""
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import sys; sys.path.insert(0, {str(REPO)!r})
+from keras_openpose.config import TrainConfig, AugmentConfig
+from keras_openpose.train import train_expert, get_strategy
+print("replicas", get_strategy("mirrored").num_replicas_in_sync)
+cfg = TrainConfig(model="tiny", batch_size=4, steps=2, steps_per_epoch=2, precision="float32",
+                  distribute="mirrored", augment=AugmentConfig(crop=64))
+print(train_expert(cfg, {str(train_store)!r}, {str(tmp_path / 'mirrored')!r}, verbose=0))
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env={"KERAS_OPENPOSE_TENSORBOARD": "0", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "replicas 2" in r.stdout and "model.keras" in r.stdout
