@@ -118,12 +118,17 @@ def make_test_domains(argv=None):
     p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
     p.add_argument("--tag", default="", help="inserted after the split name, e.g. _random1k")
     p.add_argument("--seed", type=int, default=0, help="seed of the random1k list")
+    p.add_argument("--dark-factor", type=float, default=None, help="brightness factor (default 0.5)")
+    p.add_argument("--blur-length", type=float, default=None, help="motion blur length, source px (default 30)")
+    p.add_argument("--resolution-factor", type=float, default=None, help="down-scaling factor (default 0.5)")
     a = p.parse_args(argv)
     from .coco import CocoSplit, make_domain_test_set, resolve_test_list
     split = CocoSplit(a.coco_root, a.split)
     ids = resolve_test_list(a.test_list, split, a.seed)
+    strength = {"dark": a.dark_factor, "motion_blur": a.blur_length, "resolution": a.resolution_factor}
     for d in a.domains.split(","):
-        s = make_domain_test_set(split, d.strip(), a.out, ids, tag=a.tag, progress=True)
+        d = d.strip()
+        s = make_domain_test_set(split, d, a.out, ids, strength=strength.get(d), tag=a.tag, progress=True)
         print(f"{s.image_dir}: {len(s.images)} images, {len(s.data['annotations'])} annotations")
 
 
@@ -154,7 +159,7 @@ def train_pose(argv=None):
                  "python training/train_pose.py --effect '' --store dataset/train2017.h5 --config vgg19 --precision mixed_float16",
                  "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --config tiny"])
     p.add_argument("--effect", default="", help="'' (normal), _dark or _motion_blur")
-    p.add_argument("--store", required=True, help="training store from generate_hdf5_coco2014.py")
+    p.add_argument("--store", required=True, help="training store(s) from generate_hdf5_coco2014.py, comma-separated")
     p.add_argument("--config", default=None, help="network: vgg19 (CMU), lightweight, tiny")
     p.add_argument("--experiment", default=None, help="YAML experiment file (configs/*.yaml); flags override it")
     p.add_argument("--out", default=None, help="run folder (default training/runs/weights<effect>)")
@@ -170,6 +175,9 @@ def train_pose(argv=None):
     p.add_argument("--init-from", help="a .keras model to fine-tune from (e.g. the normal expert)")
     p.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
                    help="tf.distribute strategy: mirrored = all local GPUs; multiworker = machines in TF_CONFIG")
+    p.add_argument("--init", help="ImageNet VGG-19 weights file (Keras applications notop .h5) for the "
+                   "vgg19 backbone; default: random init N(0, 0.01)")
+    p.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPUs)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
     a = p.parse_args(argv)
     from .config import TrainConfig, from_dict, load_yaml
@@ -185,8 +193,10 @@ def train_pose(argv=None):
             setattr(cfg, field, getattr(a, flag))
     if a.crop:
         cfg.augment.crop = a.crop
+    if a.xla:
+        cfg.xla = True
     out = Path(a.out or REPO / "training" / "runs" / f"weights{a.effect}")
-    final = train_expert(cfg, a.store, out, resume=not a.no_resume, init_from=a.init_from)
+    final = train_expert(cfg, a.store, out, resume=not a.no_resume, init_from=a.init_from, init_vgg19=a.init)
     dst = _publish(final, Path(a.models_dir), cfg.effect, {"config": cfg.model, "steps": cfg.steps, "run": str(out)})
     print(f"{final} -> {dst}")
 

@@ -20,19 +20,25 @@ from .store import Store
 
 
 class SampleMaker:
-    """Makes training samples from a :class:`~keras_openpose.store.Store` (NumPy, no TF).
+    """Makes training samples from one or more :class:`~keras_openpose.store.Store` (NumPy, no TF).
 
     Args:
-        store: the store.
+        store: a store or a list of stores (e.g. train2014 and val2014-minus-the-test-list); the
+            samples are the main people of all of them.
         cfg: augmentation settings.
         domain: expert domain whose effect is applied on the fly.
         train: random augmentation (else identity warp centred on the main person).
     """
 
-    def __init__(self, store: Store, cfg: AugmentConfig, domain: str = "normal", train: bool = True,
+    def __init__(self, store, cfg: AugmentConfig, domain: str = "normal", train: bool = True,
                  skeleton: Skeleton = DEFAULT_SKELETON):
-        self.store, self.cfg, self.domain, self.train, self.skeleton = store, cfg, domain, train, skeleton
-        self.samples = store.samples()
+        self.stores = list(store) if isinstance(store, (list, tuple)) else [store]
+        self.cfg, self.domain, self.train, self.skeleton = cfg, domain, train, skeleton
+        per = [st.samples() for st in self.stores]
+        #: ``(S, 3)`` rows ``(store index, image row, person row)``
+        self.rows = np.concatenate([np.concatenate([np.full((len(p), 1), k), p], 1) for k, p in enumerate(per)]
+                                   ).astype(np.int64).reshape(-1, 3)
+        self.samples = self.rows[:, 1:]
 
     def __len__(self):
         return len(self.samples)
@@ -40,9 +46,9 @@ class SampleMaker:
     def make(self, index: int, seed: int):
         """Sample ``index`` with random stream ``seed`` ->
         ``(image uint8 (c,c,3), heatmaps (g,g,P+1), pafs (g,g,2L), mask (g,g))``."""
-        img_row, person = self.samples[index % len(self.samples)]
+        k, img_row, person = self.rows[index % len(self.rows)]
         rng = np.random.default_rng(seed)
-        st = self.store
+        st = self.stores[k]
         sl = st.people(img_row)
         crop, mask, parts = augment_sample(
             st.image(img_row), st.mask(img_row), st.keypoints[sl], st.centre[person], st.bbox[person, 3],

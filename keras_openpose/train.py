@@ -125,23 +125,26 @@ def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
         opt = MultiplierSGD(lr, momentum=0.9)
     else:
         raise DataError(f"optimizer {cfg.optimizer!r}: use adam, sgd or sgd_cmu (CMU lr multipliers)")
-    model.compile(optimizer=opt, loss=[MaskedL2() for _ in model.outputs], jit_compile=False)
+    model.compile(optimizer=opt, loss=[MaskedL2() for _ in model.outputs], jit_compile=bool(cfg.xla))
     return model
 
 
 def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
                  init_from: str | Path | None = None, verbose: int | None = None,
-                 callbacks: list | None = None) -> Path:
+                 callbacks: list | None = None, init_vgg19: str | Path | None = None) -> Path:
     """Train (or resume) one expert; returns the path of the final ``model.keras``.
 
     Args:
         cfg: the run's configuration (``cfg.effect`` is the domain applied on the fly).
-        store_path: training store (:mod:`keras_openpose.store`).
+        store_path: training store (:mod:`keras_openpose.store`), or several (a list, or paths
+            separated by commas).
         run_dir: run folder (see module doc).
         resume: continue from ``run_dir/checkpoint.keras`` when present.
         init_from: a ``.keras`` model whose weights initialise the network (fine-tuning an expert
             from the normal model); ignored when resuming.
         callbacks: extra Keras callbacks (run after the checkpoint of each epoch is written).
+        init_vgg19: ImageNet VGG-19 weights file for the ``vgg19`` backbone (else the documented
+            random init: N(0, 0.01) kernels, zero biases, as CMU's prototxt).
     Raises:
         DataError: bad store, config or initial weights.
     """
@@ -159,8 +162,9 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
     save_yaml(to_dict(cfg), run_dir / "config.yaml")
     set_precision(cfg.precision)
     keras.utils.set_random_seed(cfg.seed)
-    store = Store(store_path)
-    maker = SampleMaker(store, cfg.augment, cfg.effect, train=cfg.augment.enabled)
+    paths = store_path if isinstance(store_path, (list, tuple)) else str(store_path).split(",")
+    stores = [Store(p) for p in paths]
+    maker = SampleMaker(stores, cfg.augment, cfg.effect, train=cfg.augment.enabled)
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
     total_epochs = max(1, -(-cfg.steps // cfg.steps_per_epoch))
@@ -181,6 +185,9 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
                     model.set_weights(src.get_weights())
                 except ValueError as e:
                     raise DataError(f"{init_from}: weights do not fit network {cfg.model!r} ({e})") from None
+            if init_vgg19:
+                from .weights import load_vgg19_imagenet
+                load_vgg19_imagenet(model, init_vgg19)
             compile_model(model, cfg)
     stages = len(model.outputs) // 2
     if initial_epoch < total_epochs:
@@ -205,5 +212,6 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
     os.replace(tmp, final)
     (run_dir / "model.json").write_text(json.dumps({"config": get_config(cfg.model).__dict__,
                                                     "effect": cfg.effect, "steps": total_epochs * cfg.steps_per_epoch}))
-    store.close()
+    for st in stores:
+        st.close()
     return final

@@ -145,8 +145,28 @@ def load_caffe_weights(model, caffemodel: str | Path, strict: bool = True) -> li
     return loaded
 
 
-def load_reference_h5(model, path: str | Path, strict: bool = True) -> list[str]:
-    """Load a Keras 2 ``save_weights`` HDF5 (the reference's ``weights.0100.h5``) by layer name."""
+#: Keras ``applications.VGG19`` layer names -> CMU backbone names (the 10 layers CMU initialises).
+VGG19_IMAGENET_NAMES = {f"block{b}_conv{i}": f"conv{b}_{i}" for b, n in ((1, 2), (2, 2), (3, 4), (4, 2))
+                        for i in range(1, n + 1)}
+
+
+def load_vgg19_imagenet(model, path: str | Path) -> list[str]:
+    """Initialise ``conv1_1 ... conv4_2`` from an ImageNet VGG-19 weights file the user has (Keras
+    applications' ``vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5``), as CMU trained from
+    ImageNet VGG-19. Nothing is downloaded. Note the input convention differs from ImageNet's
+    (BGR ``x / 256 - 0.5``, as CMU); fine-tuning absorbs it, as in the original training."""
+    return load_reference_h5(model, path, strict=False, rename=VGG19_IMAGENET_NAMES, require=VGG19_IMAGENET_NAMES.values())
+
+
+def load_reference_h5(model, path: str | Path, strict: bool = True, rename: dict | None = None,
+                      require=None) -> list[str]:
+    """Load a Keras 2 ``save_weights`` HDF5 (the reference's ``weights.0100.h5``) by layer name.
+
+    Args:
+        rename: ``{name in the file: name in the model}``; layers not in it keep their name
+            (with ``rename`` given, only renamed layers are loaded).
+        require: names that must be loaded (else :class:`DataError`).
+    """
     import h5py
     path = Path(path)
     if not path.is_file():
@@ -160,6 +180,8 @@ def load_reference_h5(model, path: str | Path, strict: bool = True) -> list[str]
         root = f["model_weights"] if "model_weights" in f else f
         names = [n.decode() if isinstance(n, bytes) else n for n in root.attrs.get("layer_names", list(root.keys()))]
         for name in names:
+            if rename is not None and name not in rename:
+                continue
             g = root[name]
             wn = [n.decode() if isinstance(n, bytes) else n for n in g.attrs.get("weight_names", [])]
             if not wn:
@@ -167,9 +189,13 @@ def load_reference_h5(model, path: str | Path, strict: bool = True) -> list[str]
             arrs = {w.split("/")[-1].split(":")[0]: np.asarray(g[w]) for w in wn}
             if "kernel" not in arrs:
                 continue
-            if _assign(model, name, arrs["kernel"], arrs.get("bias"), str(path)):
-                loaded.append(name)
+            target = rename[name] if rename else name
+            if _assign(model, target, arrs["kernel"], arrs.get("bias"), str(path)):
+                loaded.append(target)
     _check_complete(model, loaded, path, strict)
+    missing = [n for n in (require or []) if n not in loaded]
+    if missing:
+        raise DataError(f"{path}: no weights for {', '.join(missing)}")
     return loaded
 
 

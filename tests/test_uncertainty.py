@@ -86,3 +86,26 @@ def test_report_identical_experts(val_split):
     rep = disagreement_report({"normal": dets, "dark": dets, "motion_blur": dets})
     assert rep["n_persons"] > 0 and rep["total_transl"] == 0 and rep["total_rot"] == 0
     assert "neck-nose" in rep["limbs"] and "right_shoulder-right_ear" in rep["limbs"]
+
+
+def test_report_with_ground_truth_pairs_by_gt_and_measures_error(val_split):
+    from keras_openpose.uncertainty import match_by_oks
+    gts = [a for a in val_split.data["annotations"] if a["num_keypoints"] >= 5 and not a["iscrowd"]]
+    exact = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0} for a in gts]
+    # a displaced copy: every keypoint 5 px to the right
+    moved = []
+    for a in gts:
+        k = np.array(a["keypoints"], float).reshape(-1, 3)
+        k[k[:, 2] > 0, 0] += 5
+        moved.append({"image_id": a["image_id"], "keypoints": k.reshape(-1).tolist(), "score": 1.0})
+    img = gts[0]["image_id"]
+    same_img = [a for a in gts if a["image_id"] == img]
+    assert match_by_oks([d for d in exact if d["image_id"] == img], same_img) == [a["id"] for a in same_img]
+    rep = disagreement_report({"normal": exact, "dark": exact, "motion_blur": moved}, val_split.data)
+    assert rep["n_persons"] == len(gts)
+    for p in rep["persons"]:
+        gt = next(a for a in gts if a["id"] == p["gt_id"])
+        # pairs (exact, exact) = 0, (exact, moved) = 5 px twice: mean 10/3 px over sqrt(area)
+        assert p["transl"] == pytest.approx(10 / 3 / np.sqrt(gt["area"]), rel=1e-4)
+        assert 0 < p["error"] < 1
+    assert np.isfinite(rep["spearman_transl"]) and "sparsification_transl" in rep

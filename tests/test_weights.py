@@ -101,3 +101,25 @@ def test_reference_keras2_h5(tmp_path, vgg19):
     assert load_reference_h5(vgg19, path, strict=False) == ["conv4_4_CPM"]
     got = vgg19.get_layer("conv4_4_CPM").get_weights()
     assert np.array_equal(got[0], k) and np.array_equal(got[1], b)
+
+
+def test_imagenet_vgg19_init(tmp_path, vgg19):
+    from keras_openpose.weights import VGG19_IMAGENET_NAMES, load_vgg19_imagenet
+    path = tmp_path / "vgg19_notop.h5"
+    rng = np.random.default_rng(2)
+    ref = {}
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [n.encode() for n in VGG19_IMAGENET_NAMES] + [b"block5_conv1"]
+        for src, dst in list(VGG19_IMAGENET_NAMES.items()) + [("block5_conv1", None)]:
+            shape = vgg19.get_layer(dst).kernel.shape if dst else (3, 3, 512, 512)
+            k = rng.normal(size=shape).astype(np.float32)
+            b = rng.normal(size=shape[-1:]).astype(np.float32)
+            g = f.create_group(src)
+            g.attrs["weight_names"] = [f"{src}/kernel:0".encode(), f"{src}/bias:0".encode()]
+            g.create_dataset(f"{src}/kernel:0", data=k)
+            g.create_dataset(f"{src}/bias:0", data=b)
+            ref[dst] = (k, b)
+    loaded = load_vgg19_imagenet(vgg19, path)
+    assert sorted(loaded) == sorted(VGG19_IMAGENET_NAMES.values())   # block5 (not in CMU) ignored
+    k, b = vgg19.get_layer("conv3_4").get_weights()
+    assert np.array_equal(k, ref["conv3_4"][0]) and np.array_equal(b, ref["conv3_4"][1])
