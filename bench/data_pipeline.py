@@ -24,11 +24,15 @@ def main(n=400):
     with tempfile.TemporaryDirectory() as d:
         build_store(split, Path(d) / "s.h5", progress=False)
         maker = SampleMaker(Store(Path(d) / "s.h5"), AugmentConfig(), "normal")
+        import cv2
+        threads = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # one core: no OpenCV worker threads either
         maker.make(0, 0)
         t0 = time.perf_counter()
         for i in range(n // 4):
             maker.make(i, i)
         one = (n // 4) / (time.perf_counter() - t0)
+        cv2.setNumThreads(threads)
         ds = make_dataset(maker, 10, n // 10, stages=6, seed=0)
         it = iter(ds)
         next(it)

@@ -215,7 +215,9 @@ def train_classifier(argv=None):
     a = p.parse_args(argv)
     from .classifier import train_classifier as tc
     log = tc(a.train, a.val, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images)
-    print(f"{a.out}: best validation accuracy {log['val_accuracy']:.4f} at epoch {log['best_epoch']}")
+    print(f"{a.out}: accuracy {log['val_accuracy']:.4f} on {a.val} images with every effect at held-out "
+          f"strengths (CNN checkpoint of epoch {log['best_epoch']}); confusion (rows = truth, "
+          f"{', '.join(log['confusion']['classes'])}): {log['confusion']['matrix']}")
 
 
 def validate_classifier(argv=None):
@@ -546,11 +548,8 @@ def convert_weights(argv=None):
     from .weights import load_caffe_weights, load_reference_h5
     model = build_model("vgg19")
     loaded = load_caffe_weights(model, a.caffemodel) if a.caffemodel else load_reference_h5(model, a.reference_h5)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, out)
+    from .train import save_model_atomic
+    out = save_model_atomic(model, a.out)
     print(f"{out}: {len(loaded)} layers loaded, {model.count_params():,} parameters")
 
 

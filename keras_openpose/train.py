@@ -77,15 +77,23 @@ class MultiplierSGD(keras.optimizers.SGD):
         return {**super().get_config(), "multipliers": list(self.multipliers)}
 
 
+def save_model_atomic(model: keras.Model, path: str | Path) -> Path:
+    """``model.save`` to a temp file in the same folder, then rename: never a half-written model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
 class _AtomicCheckpoint(keras.callbacks.Callback):
     def __init__(self, run_dir: Path, steps_per_epoch: int):
         super().__init__()
         self.run_dir, self.spe = run_dir, steps_per_epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        tmp = self.run_dir / "checkpoint.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.run_dir / "checkpoint.keras")
+        save_model_atomic(self.model, self.run_dir / "checkpoint.keras")
         st = self.run_dir / "state.json.tmp"
         st.write_text(json.dumps({"epoch": epoch + 1, "step": (epoch + 1) * self.spe,
                                   "loss": float((logs or {}).get("loss", float("nan")))}))
@@ -206,10 +214,7 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
                          shuffle=False)
         if any(not np.isfinite(v) for v in hist.history.get("loss", [])):
             raise DataError(f"{run_dir}: training diverged (loss is NaN); lower the learning rate")
-    final = run_dir / "model.keras"
-    tmp = run_dir / "model.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, final)
+    final = save_model_atomic(model, run_dir / "model.keras")
     (run_dir / "model.json").write_text(json.dumps({"config": get_config(cfg.model).__dict__,
                                                     "effect": cfg.effect, "steps": total_epochs * cfg.steps_per_epoch}))
     for st in stores:
