@@ -88,13 +88,16 @@ def grid_crops(image: np.ndarray, size: int, n: int = 3) -> np.ndarray:
 
 
 def global_features(image: np.ndarray) -> np.ndarray:
-    """Global statistics of a BGR uint8 image, float32 ``(20,)``: luminance quantiles (1, 10, 50, 90,
-    99 %) and mean in [0, 1]; log mean and log 99th percentile of absolute differences along x, y
+    """Global statistics of a BGR uint8 image, float32 ``(26,)``: luminance quantiles (1, 10, 50, 90,
+    99, 99.5, 99.9, 100 %), the 99.9 % quantile of each colour channel and the mean luminance, in
+    [0, 1] (darkening by ``f`` caps every value at ``255 f``; natural photos nearly always hold a
+    few near-white pixels); log mean and log 99th percentile of absolute differences along x, y
     and both diagonals on the contrast-normalised luminance; log anisotropy of both; log 99th
     percentile and mean of the Laplacian; log contrast."""
     g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    q = np.percentile(g, [1, 10, 50, 90, 99]) / 255.0
-    contrast = max(float(q[4] - q[0]), 1e-3) * 255.0
+    q = np.concatenate([np.percentile(g, [1, 10, 50, 90, 99, 99.5, 99.9, 100]),
+                        np.percentile(image.reshape(-1, 3), 99.9, axis=0)]) / 255.0
+    contrast = max(float(q[4] - q[0]), 1e-3) * 255.0  # 99 % - 1 % luminance
     gs = (g / contrast).astype(np.float32)
     diffs = [np.abs(gs[:, 1:] - gs[:, :-1]), np.abs(gs[1:] - gs[:-1]),
              np.abs(gs[1:, 1:] - gs[:-1, :-1]), np.abs(gs[1:, :-1] - gs[:-1, 1:])]
@@ -107,8 +110,8 @@ def global_features(image: np.ndarray) -> np.ndarray:
                             np.log(contrast)]]).astype(np.float32)
 
 
-def build_feature_net(num_features: int = 20, num_classes: int = len(CLASSES)):
-    """MLP on standardised :func:`global_features`: 20 -> 64 -> classes (logits)."""
+def build_feature_net(num_features: int = 26, num_classes: int = len(CLASSES)):
+    """MLP on standardised :func:`global_features`: 26 -> 64 -> classes (logits)."""
     torch = _torch()
     return torch.nn.Sequential(torch.nn.Linear(num_features, 64), torch.nn.ReLU(), torch.nn.Linear(64, num_classes))
 
