@@ -173,8 +173,8 @@ def train_pose(argv=None):
     p.add_argument("--crop", type=int, help="training crop size (368 in the paper)")
     p.add_argument("--seed", type=int)
     p.add_argument("--init-from", help="a .keras model to fine-tune from (e.g. the normal expert)")
-    p.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
-                   help="tf.distribute strategy: mirrored = all local GPUs; multiworker = machines in TF_CONFIG")
+    p.add_argument("--distribute", choices=["none", "mirrored"],
+                   help="tf.distribute strategy: mirrored = all local GPUs (multi-machine: see README)")
     p.add_argument("--init", help="ImageNet VGG-19 weights file (Keras applications notop .h5) for the "
                    "vgg19 backbone; default: random init N(0, 0.01)")
     p.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPUs)")

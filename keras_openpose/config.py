@@ -57,7 +57,7 @@ class TrainConfig:
         precision: Keras dtype policy (``mixed_bfloat16`` on CPU, ``mixed_float16`` on GPU, ``float32``).
         seed: seeds the sample order, augmentation and initialisation.
         workers: parallel calls of the tf.data map (0 = autotune).
-        distribute: ``none``, ``mirrored`` (several GPUs / logical devices) or ``multiworker``.
+        distribute: ``none`` or ``mirrored`` (several GPUs / logical devices).
         xla: compile the train step with XLA (faster on GPUs; about 2x slower on this CPU).
     """
 

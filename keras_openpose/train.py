@@ -107,20 +107,34 @@ def set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(precision)
 
 
+_STRATEGIES: dict = {}
+
+
 def get_strategy(name: str):
-    """``tf.distribute`` strategy: ``none`` (default device), ``mirrored`` (all local GPUs, or all
-    logical CPU devices) or ``multiworker`` (``MultiWorkerMirroredStrategy``; machines listed in the
-    ``TF_CONFIG`` environment variable). The batch size is global: split over the replicas."""
+    """``tf.distribute`` strategy: ``none`` (default device) or ``mirrored`` (all local GPUs, or all
+    logical CPU devices). The batch size is global: split over the replicas.
+
+    ``multiworker`` (``MultiWorkerMirroredStrategy`` over the machines in ``TF_CONFIG``) raises
+    :class:`DataError`: Keras 3's ``model.fit`` fails under it (``PerReplica`` cannot be converted
+    to a tensor; keras-team/keras#20585, open), measured here with TF 2.21 / Keras 3.15 on two
+    workers over loopback. Scale out preprocessing with tf.data service
+    (:func:`keras_openpose.pipeline.distribute`) meanwhile.
+    """
     import tensorflow as tf
     if name in ("none", "default", ""):
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices)
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise DataError(f"--distribute {name!r}: use none, mirrored or multiworker")
+    if name not in _STRATEGIES:
+        if name == "mirrored":
+            gpus = tf.config.list_logical_devices("GPU")
+            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+            _STRATEGIES[name] = tf.distribute.MirroredStrategy(devices)
+        elif name == "multiworker":
+            raise DataError("--distribute multiworker: Keras 3 model.fit does not run under "
+                            "MultiWorkerMirroredStrategy (keras-team/keras#20585); use mirrored on one "
+                            "machine, and tf.data service workers to scale preprocessing")
+        else:
+            raise DataError(f"--distribute {name!r}: use none or mirrored")
+    return _STRATEGIES[name]
 
 
 def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
@@ -165,6 +179,7 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
 
     if cfg.effect not in EXPERT_DOMAINS:
         raise DataError(f"--effect {cfg.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
+    strategy = get_strategy(cfg.distribute)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_yaml(to_dict(cfg), run_dir / "config.yaml")
@@ -178,7 +193,6 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
     total_epochs = max(1, -(-cfg.steps // cfg.steps_per_epoch))
     ckpt, state_file = run_dir / "checkpoint.keras", run_dir / "state.json"
     initial_epoch = 0
-    strategy = get_strategy(cfg.distribute)
     with strategy.scope():
         if resume and ckpt.exists() and state_file.exists():
             model = keras.saving.load_model(ckpt)

@@ -113,3 +113,32 @@ def test_predict_on_an_image_and_a_video(tmp_path, untrained_model, val_split):
     assert "in 4 frames" in r.stdout and (tmp_path / "vid" / "overlay.mp4").stat().st_size > 0
     cap = cv2.VideoCapture(str(tmp_path / "vid" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+
+
+def test_eval_script_full_report_on_known_answer(tmp_path, val_split):
+    """Ground truth written as the cached predictions: the eval script's report must say AP 1.0,
+    PCK 1.0, and match every detection to its own GT id."""
+    import json
+
+    import pandas as pd
+    ids = val_split.image_ids
+    out = tmp_path / "results"
+    run_dir = out / f"val2017-ours-open-pose-single-scale-{len(ids)}"
+    run_dir.mkdir(parents=True)
+    with open(run_dir / "predictions.jsonl", "w") as f:
+        for i in ids:
+            people = [{"keypoints": a["keypoints"], "score": 1.0} for a in val_split.anns_by_image[i]
+                      if a["num_keypoints"] > 0 and not a["iscrowd"]]
+            f.write(json.dumps({"image_id": i, "seconds": 0.01, "people": people}) + "\n")
+    r = _run("eval/eval_coco2014_single_scale.py", "--effect", "", "--coco_dataType", "val2017",
+             "--coco-root", "dataset/sample", "--compute_keypoint", "False", "--eval_compute_keypoint", "True",
+             "--out", str(out))
+    assert r.returncode == 0, r.stderr[-1500:]
+    assert "AP 1.000" in r.stdout
+    csv = pd.read_csv(run_dir / "val2017-ours_result.csv").set_index("evaluation_metrics")["value"]
+    assert csv["AP"] == pytest.approx(1.0) and csv["PCK@0.5 all"] == pytest.approx(1.0)
+    assert csv["PCK@0.5 difficult"] == pytest.approx(1.0) and csv["NME all"] == pytest.approx(0.0)
+    matched = json.loads((run_dir / "val2017-ours_result_matchGtId.json").read_text())
+    by_id = {a["id"]: a for a in val_split.data["annotations"]}
+    assert matched and all(by_id[d["gtId"]]["keypoints"] == d["keypoints"] for d in matched)
+    assert len(json.loads((run_dir / "val2017-ours_result.json").read_text())) == len(matched)
