@@ -16,7 +16,6 @@ from .augment import augment_sample
 from .codec import encode_targets
 from .config import AugmentConfig
 from .skeleton import DEFAULT_SKELETON, Skeleton
-from .store import Store
 
 
 class SampleMaker:

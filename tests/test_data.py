@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pytest
 
-from keras_openpose.coco import (CocoSplit, ann_to_mask, ignore_mask, load_annotations, make_domain_test_set,
-                                 read_id_list, rescale_annotations, select_main_people)
+from keras_openpose.coco import (ann_to_mask, ignore_mask, load_annotations, make_domain_test_set,
+                                 read_id_list, select_main_people)
 from keras_openpose.domains import apply_effect, darken, motion_blur, motion_kernel
 from keras_openpose.errors import DataError
 from keras_openpose.store import Store, build_store, store_report
@@ -54,8 +54,6 @@ def test_store_round_trip(train_split, train_store):
     for row in (0, len(st) - 1):
         iid = int(st.image_ids[row])
         raw = train_split.image_path(iid).read_bytes()
-        with open(train_store, "rb"):
-            pass
         assert np.array_equal(st.image(row), cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR))
         im = train_split.images[iid]
         assert np.array_equal(st.mask(row), ignore_mask(train_split.anns_by_image[iid], im["height"], im["width"]))
@@ -71,7 +69,7 @@ def test_store_build_resumes_without_loss_or_duplicates(tmp_path, train_split):
     r = build_store(train_split, out, workers=1, block=4, progress=False, stop_after=30)
     assert r["complete"] is False and (tmp_path / "s.h5.partial").exists()
     full = build_store(train_split, out, workers=2, block=4, progress=False)
-    ref = build_store(train_split, tmp_path / "ref.h5", workers=2, progress=False)
+    build_store(train_split, tmp_path / "ref.h5", workers=2, progress=False)
     a, b = Store(out), Store(tmp_path / "ref.h5")
     assert full["complete"] and list(a.image_ids) == list(b.image_ids)
     assert np.array_equal(a.keypoints, b.keypoints)
