@@ -6,10 +6,10 @@ the effect at a random strength (dark factor, blur length) and, for blur, a rand
 single strength is memorised. One softmax: the network outputs logits and the loss is
 cross-entropy on logits (the reference applied softmax twice, §13.1 item 13).
 
-Two parts, combined as a product of experts (sum of log-probabilities):
+Two parts, combined as a product of experts (weighted sum of log-probabilities, :data:`CNN_WEIGHT`):
 
 * a CNN on ``input_size`` (96) pixel crops at native resolution (blur stays visible), RGB with
-  per-channel mean/std; training draws random crops, prediction averages the logits of a 4x4 grid
+  per-channel mean/std; training draws random crops, prediction averages the logits of a 2x2 grid
   of crops (:func:`grid_crops`);
 * a small MLP on global image statistics (:func:`global_features`: luminance quantiles, and
   contrast-normalised gradient energy in four directions with its anisotropy), which sees the whole
@@ -87,27 +87,40 @@ def grid_crops(image: np.ndarray, size: int, n: int = 3) -> np.ndarray:
     return np.stack([normalise(image[y:y + size, x:x + size]) for y in ys for x in xs])
 
 
+def _hist_quantiles(hist: np.ndarray, qs) -> np.ndarray:
+    """Quantiles (fractions in [0, 1]) of integer values from their histogram: the smallest value
+    whose cumulative count reaches ``q * total``."""
+    c = np.cumsum(hist)
+    return np.searchsorted(c, np.asarray(qs) * c[-1], side="left").astype(np.float64)
+
+
 def global_features(image: np.ndarray) -> np.ndarray:
     """Global statistics of a BGR uint8 image, float32 ``(26,)``: luminance quantiles (1, 10, 50, 90,
     99, 99.5, 99.9, 100 %), the 99.9 % quantile of each colour channel and the mean luminance, in
     [0, 1] (darkening by ``f`` caps every value at ``255 f``; natural photos nearly always hold a
     few near-white pixels); log mean and log 99th percentile of absolute differences along x, y
-    and both diagonals on the contrast-normalised luminance; log anisotropy of both; log 99th
-    percentile and mean of the Laplacian; log contrast."""
-    g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    q = np.concatenate([np.percentile(g, [1, 10, 50, 90, 99, 99.5, 99.9, 100]),
-                        np.percentile(image.reshape(-1, 3), 99.9, axis=0)]) / 255.0
-    contrast = max(float(q[4] - q[0]), 1e-3) * 255.0  # 99 % - 1 % luminance
-    gs = (g / contrast).astype(np.float32)
-    diffs = [np.abs(gs[:, 1:] - gs[:, :-1]), np.abs(gs[1:] - gs[:-1]),
-             np.abs(gs[1:, 1:] - gs[:-1, :-1]), np.abs(gs[1:, :-1] - gs[:-1, 1:])]
-    e = np.array([d.mean() for d in diffs]) + 1e-6
-    t = np.array([np.percentile(d, 99) for d in diffs]) + 1e-6
-    lap = np.abs(cv2.Laplacian(gs, cv2.CV_32F))
+    and both diagonals, divided by the contrast (99 % - 1 % luminance); log anisotropy of both;
+    log 99th percentile and mean of the absolute Laplacian over the contrast; log contrast.
+    All quantiles come from integer histograms (linear time, ~4x faster than sorting)."""
+    g = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    hist = np.bincount(g.ravel(), minlength=256)
+    lq = _hist_quantiles(hist, [0.01, 0.10, 0.50, 0.90, 0.99, 0.995, 0.999, 1.0])
+    cq = [_hist_quantiles(np.bincount(image[..., k].ravel(), minlength=256), [0.999])[0] for k in range(3)]
+    q = np.concatenate([lq, cq]) / 255.0
+    contrast = max(lq[4] - lq[0], 1.0)
+    gi = g.astype(np.int16)
+    diffs = [np.abs(gi[:, 1:] - gi[:, :-1]), np.abs(gi[1:] - gi[:-1]),
+             np.abs(gi[1:, 1:] - gi[:-1, :-1]), np.abs(gi[1:, :-1] - gi[:-1, 1:])]
+    hs = [np.bincount(d.ravel(), minlength=256) for d in diffs]
+    e = np.array([(h * np.arange(len(h))).sum() / h.sum() for h in hs]) / contrast + 1e-6
+    t = np.array([_hist_quantiles(h, [0.99])[0] for h in hs]) / contrast + 1e-6
+    lap = np.abs(cv2.Laplacian(g, cv2.CV_16S)).astype(np.int64)
+    lh = np.bincount(lap.ravel())
+    lap99 = _hist_quantiles(lh, [0.99])[0] / contrast
+    lapm = (lh * np.arange(len(lh))).sum() / lh.sum() / contrast
     return np.concatenate([q, [g.mean() / 255.0], np.log(e), np.log(t),
                            [np.log(e.max() / e.min()), np.log(t.max() / t.min()),
-                            np.log(np.percentile(lap, 99) + 1e-6), np.log(lap.mean() + 1e-6),
-                            np.log(contrast)]]).astype(np.float32)
+                            np.log(lap99 + 1e-6), np.log(lapm + 1e-6), np.log(contrast / 255.0)]]).astype(np.float32)
 
 
 def build_feature_net(num_features: int = 26, num_classes: int = len(CLASSES)):
@@ -180,6 +193,11 @@ def _load_folder(folder, max_images=None):
     return imgs
 
 
+#: Weight of the crop CNN's log-probabilities in the product with the statistics MLP. Measured on
+#: the sample's held-out set: MLP alone 0.9937, CNN alone 0.858 (2x2 crops) / 0.927 (4x4), product
+#: at weight 1 0.9874 (the CNN is overconfident on smooth normal photos), at 0.5 0.9937.
+CNN_WEIGHT = 0.5
+
 #: Fixed strengths of the held-out validation sets, different from any training draw's exact value
 #: and including the reference defaults (0.5, 30 px).
 VAL_STRENGTHS = ({"dark": 0.5, "motion_blur": 30.0}, {"dark": 0.35, "motion_blur": 15.0},
@@ -188,7 +206,7 @@ VAL_STRENGTHS = ({"dark": 0.5, "motion_blur": 30.0}, {"dark": 0.35, "motion_blur
 
 def train_classifier(train_dir, val_dir, out: str | Path, epochs: int = 10, input_size: int = 96,
                      batch_size: int = 32, lr: float = 2e-3, seed: int = 0, max_images: int | None = None,
-                     progress: bool = True, feature_reps: int = 3) -> dict:
+                     progress: bool = True, feature_reps: int = 6) -> dict:
     """Train the classifier; keeps the best checkpoint by validation accuracy.
 
     Args:
@@ -252,7 +270,7 @@ def train_classifier(train_dir, val_dir, out: str | Path, epochs: int = 10, inpu
     Xf, yf = feats(train_imgs, [None], feature_reps)
     mu, sd = Xf.mean(0), Xf.std(0) + 1e-6
     fnet = build_feature_net(Xf.shape[1])
-    fopt = torch.optim.Adam(fnet.parameters(), 1e-2, weight_decay=1e-4)
+    fopt = torch.optim.Adam(fnet.parameters(), 1e-2, weight_decay=1e-3)
     Xt, yt = torch.from_numpy((Xf - mu) / sd), torch.from_numpy(yf)
     for _ in range(1500):
         fopt.zero_grad()
@@ -317,10 +335,10 @@ class DomainClassifier:
         """``(N, C)`` softmax probabilities of BGR uint8 images."""
         torch = _torch()
         t0 = time.perf_counter()
-        x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size, 4) for im in images]))
+        x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size, 2) for im in images]))
         with torch.no_grad():
             logits = self.net(x).reshape(len(images), -1, len(self.classes)).mean(1)
-            logp = torch.log_softmax(logits, 1)
+            logp = CNN_WEIGHT * torch.log_softmax(logits, 1)
             if self.fnet is not None:
                 f = np.stack([(global_features(im) - self.fmean) / self.fstd for im in images])
                 logp = logp + torch.log_softmax(self.fnet(torch.from_numpy(f.astype(np.float32))), 1)
