@@ -95,7 +95,7 @@ def _hist_quantiles(hist: np.ndarray, qs) -> np.ndarray:
 
 
 def global_features(image: np.ndarray) -> np.ndarray:
-    """Global statistics of a BGR uint8 image, float32 ``(26,)``: luminance quantiles (1, 10, 50, 90,
+    """Global statistics of a BGR uint8 image, float32 ``(25,)``: luminance quantiles (1, 10, 50, 90,
     99, 99.5, 99.9, 100 %), the 99.9 % quantile of each colour channel and the mean luminance, in
     [0, 1] (darkening by ``f`` caps every value at ``255 f``; natural photos nearly always hold a
     few near-white pixels); log mean and log 99th percentile of absolute differences along x, y
@@ -123,8 +123,8 @@ def global_features(image: np.ndarray) -> np.ndarray:
                             np.log(lap99 + 1e-6), np.log(lapm + 1e-6), np.log(contrast / 255.0)]]).astype(np.float32)
 
 
-def build_feature_net(num_features: int = 26, num_classes: int = len(CLASSES)):
-    """MLP on standardised :func:`global_features`: 26 -> 64 -> classes (logits)."""
+def build_feature_net(num_features: int = 25, num_classes: int = len(CLASSES)):
+    """MLP on standardised :func:`global_features`: 25 -> 64 -> classes (logits)."""
     torch = _torch()
     return torch.nn.Sequential(torch.nn.Linear(num_features, 64), torch.nn.ReLU(), torch.nn.Linear(64, num_classes))
 
