@@ -16,7 +16,7 @@ the model as ``x / 256 - 0.5``; outputs per stage ``t`` = PAF ``(H/8, W/8, 38)``
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import keras
 from keras import layers
@@ -216,10 +216,6 @@ def build_model(config="vgg19", input_shape=(None, None, 3), name: str | None = 
     model = keras.Model(inp, outs, name=name or f"openpose_{cfg.family}")
     model.openpose_config = cfg
     return model
-
-
-def config_dict(config) -> dict:
-    return asdict(get_config(config))
 
 
 def inference_model(model: keras.Model) -> keras.Model:
