@@ -20,6 +20,7 @@ person assembly; all candidate pairs of a limb are scored at once (no per-pixel 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
@@ -212,9 +213,10 @@ def _bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
             + ay * ((1 - ax) * field[y1, x0] + ax * field[y1, x1]))
 
 
+@lru_cache(maxsize=16)
 def _limb_order(skeleton: Skeleton):
-    """Limbs in breadth-first order from the most connected part; ``starts[i]`` says whether limb
-    ``i`` may start a new person (False for limbs that close a cycle, e.g. shoulder->ear in CMU's
+    """Limbs in breadth-first order from the most connected part (computed once per skeleton);
+    ``starts[i]`` says whether limb ``i`` may start a new person (False for limbs that close a cycle, e.g. shoulder->ear in CMU's
     grouping, which only add parts to people found through the tree)."""
     P = skeleton.num_parts
     deg = np.zeros(P, int)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -60,7 +61,6 @@ class MultiplierSGD(keras.optimizers.SGD):
         self.multipliers = tuple(multipliers)
 
     def _mult(self, var) -> float:
-        import re
         path = getattr(var, "path", var.name)
         m = re.search(r"stage(\d+)", path)
         later = bool(m) and int(m.group(1)) >= 2
