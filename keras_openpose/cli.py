@@ -203,21 +203,29 @@ def train_pose(argv=None):
 
 def train_classifier(argv=None):
     p = _parser("train.py", "Train the domain classifier (normal / dark / motion_blur) from scratch on any "
-                "image folder; effects at random strengths and directions; best checkpoint kept.",
-                ["python train_domain_classifier/train.py --train dataset/sample/train2017 --val dataset/sample/val2017 --out models/domain_classifier.pt",
-                 "python train_domain_classifier/train.py --train dataset/train2014 --val dataset/val2014 --epochs 20 --max-images 5000"])
+                "image folder; effects at random strengths and directions. A seeded --val-fraction of the "
+                "--train images chooses the CNN's best epoch and its weight; --test images are only scored.",
+                ["python train_domain_classifier/train.py --train dataset/sample/train2017 --test dataset/sample/val2017 --out models/domain_classifier.pt",
+                 "python train_domain_classifier/train.py --train dataset/train2014 --test dataset/val2014 --epochs 20 --max-images 5000"])
     p.add_argument("--train", required=True, help="folder of training images")
-    p.add_argument("--val", required=True, help="folder of held-out images")
+    p.add_argument("--test", "--val", dest="test", default=None,
+                   help="folder of held-out images, scored once at the end (never used for choices)")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of --train images held out to choose the epoch and the CNN weight")
     p.add_argument("--out", default=str(REPO / "models" / "domain_classifier.pt"))
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     from .classifier import train_classifier as tc
-    log = tc(a.train, a.val, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images)
-    print(f"{a.out}: accuracy {log['val_accuracy']:.4f} on {a.val} images with every effect at held-out "
-          f"strengths (CNN checkpoint of epoch {log['best_epoch']}); confusion (rows = truth, "
-          f"{', '.join(log['confusion']['classes'])}): {log['confusion']['matrix']}")
+    log = tc(a.train, a.test, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images,
+             val_fraction=a.val_fraction)
+    print(f"{a.out}: validation accuracy {log['val_accuracy']:.4f} ({len(log['val_images'])} images of --train), "
+          f"CNN weight {log['cnn_weight']} (epoch {log['best_epoch']})")
+    if "test_accuracy" in log:
+        print(f"held-out accuracy {log['test_accuracy']:.4f} on {a.test} ({log['test_images']} images x every effect "
+              f"at {len(log['val_strengths'])} strengths); confusion (rows = truth, "
+              f"{', '.join(log['confusion']['classes'])}): {log['confusion']['matrix']}")
 
 
 def validate_classifier(argv=None):
@@ -232,7 +240,7 @@ def validate_classifier(argv=None):
     a = p.parse_args(argv)
     from .classifier import validate
     from .coco import write_json_atomic
-    r = validate(a.weights, a.images, a.labels)
+    r = validate(a.weights, a.images, a.labels, progress=True)
     write_json_atomic(r["predictions"] if "accuracy" not in r else r, a.out)
     if "accuracy" in r:
         print(f"accuracy {r['accuracy']:.4f} on {len(r['predictions'])} images; confusion (rows = truth, "

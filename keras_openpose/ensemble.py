@@ -40,15 +40,22 @@ class Ensemble:
     def _probs(self, image):
         return self.classifier.probabilities(image)
 
-    def route(self, image: np.ndarray) -> list[dict]:
-        """People from the expert of the most probable domain; ``self.last`` records the choice."""
+    def route_maps(self, image: np.ndarray):
+        """Maps ``(heatmaps, pafs, stride)`` of the most probable domain's expert (only it runs);
+        ``self.last`` records the choice."""
         p = self._probs(image)
         domain = max(p, key=p.get)
-        self.last = {"domain": domain, "probabilities": p}
-        return self.experts[domain].estimate(image)
+        self.last = {"domain": domain, "probabilities": p, "experts_run": [domain]}
+        return self.experts[domain].maps(image)
 
-    def fuse(self, image: np.ndarray) -> list[dict]:
-        """People decoded from the probability-weighted mean of the experts' maps."""
+    def route(self, image: np.ndarray) -> list[dict]:
+        """People from the expert of the most probable domain (:meth:`route_maps`, decoded)."""
+        heat, paf, stride = self.route_maps(image)
+        return self.experts[self.last["domain"]].decode(heat, paf, stride, image.shape[:2])
+
+    def fuse_maps(self, image: np.ndarray):
+        """Probability-weighted mean of the experts' heatmaps and PAFs ``(heatmaps, pafs, stride)``;
+        experts under ``min_weight`` are not run, the weights of the others are renormalised."""
         p = self._probs(image)
         used = {d: w for d, w in p.items() if w >= self.min_weight} or {max(p, key=p.get): 1.0}
         tot = sum(used.values())
@@ -59,12 +66,24 @@ class Ensemble:
             heat = w / tot * h if heat is None else heat + w / tot * h
             paf = w / tot * f if paf is None else paf + w / tot * f
         self.last = {"domain": max(p, key=p.get), "probabilities": p, "experts_run": sorted(used)}
-        anyexp = next(iter(self.experts.values()))
-        return anyexp.decode(heat, paf, stride, image.shape[:2])
+        return heat, paf, stride
+
+    def fuse(self, image: np.ndarray) -> list[dict]:
+        """People decoded (once) from :meth:`fuse_maps`."""
+        heat, paf, stride = self.fuse_maps(image)
+        return next(iter(self.experts.values())).decode(heat, paf, stride, image.shape[:2])
 
     def all(self, image: np.ndarray) -> dict[str, list[dict]]:
         """``{domain: people}`` of every expert."""
         return {d: e.estimate(image) for d, e in self.experts.items()}
+
+    def maps_predictor(self, mode: str):
+        """A ``image -> (heatmaps, pafs, stride)`` function (for :func:`keras_openpose.evaluate.map_scores`)."""
+        if mode == "route":
+            return self.route_maps
+        if mode == "fuse":
+            return self.fuse_maps
+        raise DataError(f"--mode {mode!r}: use route or fuse for a single set of maps per image")
 
     def predictor(self, mode: str):
         """A ``image -> people`` function for :func:`keras_openpose.evaluate.evaluate_predictor`."""

@@ -287,3 +287,82 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
         tmp.replace(out_dir / f"{name}_result.csv")
     write_json_atomic(summary, out_dir / "summary.json")
     return summary
+
+
+def map_scores(maps_fn, split, image_ids, skeleton=None, peak_threshold: float = 0.1, alpha: float = 0.1,
+               progress: bool = True, name: str = "maps") -> dict:
+    """Score a model's *maps*, before any grouping: what AP cannot tell apart for weak networks.
+
+    For each image, ``maps_fn(image) -> (heatmaps (h, w, P+1), pafs (h, w, 2L), stride)`` (as
+    :meth:`keras_openpose.inference.PoseEstimator.maps`: cells of the image resized by
+    ``s = 8 / stride``) is compared with the targets the networks are trained on (eq. 7-9 of Cao et
+    al. 2017, :func:`keras_openpose.codec.encode_targets`, drawn from the non-crowd people with a
+    labelled keypoint) where the ignore mask (crowds, unlabelled people) allows.
+
+    * ``heatmap_mse``, ``paf_mse``: mean squared error per unmasked cell and channel (the training
+      loss, per element), over all images;
+    * keypoint ``recall``: share of labelled parts (``v > 0``) with a heatmap peak of the same part
+      (3x3 NMS, ``peak_threshold``) within ``alpha * max(w, h)`` of the person's bbox, input pixels;
+    * keypoint ``precision``: share of peaks (outside ignored regions) within that distance of a
+      labelled part of the same channel; ``f1``; ``peaks_per_image``.
+
+    Returns:
+        ``{"heatmap_mse", "paf_mse", "recall", "precision", "f1", "peaks_per_image", "images"}``.
+    """
+    from tqdm import tqdm
+
+    from .codec import cell_centres, encode_targets, find_peaks
+    from .coco import ignore_mask, keypoints_array
+    from .skeleton import DEFAULT_SKELETON
+    sk = skeleton or DEFAULT_SKELETON
+    P = sk.num_parts
+    se_h = se_p = n_h = n_p = 0.0
+    hits = parts_total = good_peaks = peaks_total = 0
+    for i in tqdm(image_ids, desc=name, disable=not progress, leave=False):
+        img = split.read(i)
+        H, W = img.shape[:2]
+        heat, paf, stride = maps_fn(img)
+        h, w = heat.shape[:2]
+        s = 8.0 / stride
+        anns = [a for a in split.anns_by_image.get(i, [])]
+        people = [a for a in anns if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
+        parts = sk.keypoints_to_parts(keypoints_array(people)) if people else np.zeros((0, P, 3), np.float32)
+        pr = parts.copy()
+        pr[..., :2] = (parts[..., :2] + 0.5) * s - 0.5                       # image px -> resized px
+        th, tp = encode_targets(pr, (h, w), sk, stride=8)
+        # ignore mask sampled at the cell centres (image px)
+        m = ignore_mask(anns, H, W)
+        ys = np.clip(np.rint((cell_centres(h, 8) + 0.5) / s - 0.5), 0, H - 1).astype(int)
+        xs = np.clip(np.rint((cell_centres(w, 8) + 0.5) / s - 0.5), 0, W - 1).astype(int)
+        mc = m[np.ix_(ys, xs)].astype(np.float64)[..., None]
+        se_h += float((mc * (heat - th) ** 2).sum())
+        se_p += float((mc * (paf - tp) ** 2).sum())
+        n_h += float(mc.sum()) * heat.shape[2]
+        n_p += float(mc.sum()) * paf.shape[2]
+        # keypoint detection, before grouping
+        ps, fx, fy, _ = find_peaks(heat[..., :P], peak_threshold)
+        px, py = (fx + 0.5) * stride - 0.5, (fy + 0.5) * stride - 0.5
+        keep = m[np.clip(np.rint(py).astype(int), 0, H - 1), np.clip(np.rint(px).astype(int), 0, W - 1)] > 0
+        radius = np.array([alpha * max(a["bbox"][2], a["bbox"][3]) for a in people], np.float64)
+        matched_peak = np.zeros(len(ps), bool)
+        for k in range(len(people)):
+            for p in range(P):
+                if parts[k, p, 2] <= 0:
+                    continue
+                parts_total += 1
+                sel = ps == p
+                if not sel.any():
+                    continue
+                d = np.hypot(px[sel] - parts[k, p, 0], py[sel] - parts[k, p, 1])
+                near = d <= radius[k]
+                if near.any():
+                    hits += 1
+                    matched_peak[np.nonzero(sel)[0][near]] = True
+        peaks_total += int(keep.sum())
+        good_peaks += int((matched_peak & keep).sum())
+    rec = hits / parts_total if parts_total else float("nan")
+    prec = good_peaks / peaks_total if peaks_total else 0.0
+    f1 = 2 * rec * prec / (rec + prec) if (rec + prec) > 0 else 0.0
+    return {"heatmap_mse": se_h / max(n_h, 1), "paf_mse": se_p / max(n_p, 1), "recall": rec,
+            "precision": prec, "f1": f1, "peaks_per_image": peaks_total / max(len(image_ids), 1),
+            "images": len(image_ids)}

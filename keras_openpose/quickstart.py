@@ -37,7 +37,7 @@ def run_quickstart(config_path, out_dir) -> dict:
     from .codec import DecodeOptions
     from .coco import CocoSplit, make_domain_test_set, write_json_atomic
     from .domains import EXPERT_DOMAINS
-    from .evaluate import evaluate_predictor
+    from .evaluate import evaluate_predictor, map_scores
     from .inference import InferenceOptions, PoseEstimator, load_network
     from .store import build_store, write_masks
     from .train import train_expert
@@ -85,12 +85,13 @@ def run_quickstart(config_path, out_dir) -> dict:
     clf_path = models / "domain_classifier.pt"
     test_split = CocoSplit(root, data_cfg["test_split"])
     clf_log = clf_path.with_suffix(".json")
-    if not clf_path.exists() or not clf_log.exists():
+    if not clf_path.exists() or not clf_log.exists() or "test_accuracy" not in json.loads(clf_log.read_text()):
         train_classifier(train_split.image_dir, test_split.image_dir, clf_path,
                          epochs=cfg.get("classifier", {}).get("epochs", 10))
     log = json.loads(clf_log.read_text())
-    clf_acc = log["val_accuracy"]
-    print(f"classifier accuracy on the {test_split.split} images with "
+    clf_acc = log["test_accuracy"]
+    print(f"classifier (CNN weight {log['cnn_weight']}, chosen on {len(log['val_images'])} held-out "
+          f"{train_split.split} images): accuracy on the {test_split.split} images with "
           f"effects at held-out strengths: {clf_acc:.4f}; confusion (rows = truth, "
           f"{', '.join(log['confusion']['classes'])}): {log['confusion']['matrix']}")
 
@@ -121,6 +122,34 @@ def run_quickstart(config_path, out_dir) -> dict:
             runs.setdefault(model_name, {})[dom] = {"stats": s["stats"], "pck": s["pck"], "dir": str(rdir)}
         print(f"  {dom}: " + ", ".join(f"{m} {ap[m][dom]:.3f}" for m in ap))
 
+    # AP is zero for networks this weak, so the maps themselves are scored too (before grouping):
+    # keypoint F1 of the heatmap peaks and the heatmap / PAF error against the training targets.
+    maps, routed = {}, {}
+    for dom, sp in splits.items():
+        for model_name, maps_fn in [*((d, e.maps) for d, e in experts.items()),
+                                    ("ensemble", ens.route_maps), ("ensemble_fuse", ens.fuse_maps)]:
+            f = results / f"maps-{sp.split}-{model_name}.json"
+            if f.exists():
+                rec = json.loads(f.read_text())
+            else:
+                choices = []
+
+                def fn(img, maps_fn=maps_fn, choices=choices):
+                    r = maps_fn(img)
+                    if maps_fn == ens.route_maps:
+                        choices.append(ens.last["domain"])
+                    return r
+                rec = map_scores(fn, sp, sp.image_ids, peak_threshold=dec.peak_threshold, progress=True,
+                                 name=f"maps {sp.split} {model_name}")
+                if choices:
+                    rec["routed_to"] = {d: choices.count(d) / len(choices) for d in EXPERT_DOMAINS}
+                write_json_atomic(rec, f)
+            maps.setdefault(model_name, {})[dom] = rec
+            if "routed_to" in rec:
+                routed[dom] = rec["routed_to"]
+        print(f"  {dom}: keypoint F1 " + ", ".join(f"{m} {maps[m][dom]['f1']:.3f}" for m in maps)
+              + "; routed to " + ", ".join(f"{d} {v:.0%}" for d, v in routed[dom].items()))
+
     _step("6/7 expert disagreement per domain")
     dis = {}
     for dom, sp in splits.items():
@@ -134,11 +163,22 @@ def run_quickstart(config_path, out_dir) -> dict:
     _step("7/7 summary")
     summary = {"ap": {m: ap[m] for m in ("normal", "dark", "motion_blur", "ensemble")},
                "ap_extra": {"ensemble_fuse": ap["ensemble_fuse"]},
-               "classifier_accuracy": clf_acc, "disagreement": dis,
+               "classifier_accuracy": clf_acc, "classifier_cnn_weight": log["cnn_weight"],
+               "keypoint_f1": {m: {d: r["f1"] for d, r in v.items()} for m, v in maps.items()},
+               "heatmap_mse": {m: {d: r["heatmap_mse"] for d, r in v.items()} for m, v in maps.items()},
+               "paf_mse": {m: {d: r["paf_mse"] for d, r in v.items()} for m, v in maps.items()},
+               "map_scores": maps, "routed_to": routed, "disagreement": dis,
                "seconds_per_image": cost, "runs": runs,
                "wall_time_s": round(time.time() - t_start, 1), "note": NOTE}
     write_json_atomic(summary, out / "summary.json")
-    print(ap_table({**summary["ap"], "ensemble_fuse": ap["ensemble_fuse"]}))
+    print("COCO keypoint AP (pycocotools)\n" + ap_table({**summary["ap"], "ensemble_fuse": ap["ensemble_fuse"]}))
+    print(f"\nkeypoint F1 of the heatmap peaks (peak threshold {dec.peak_threshold}, within 0.1 x bbox size)\n"
+          + ap_table(summary["keypoint_f1"]))
+    print("\nheatmap MSE x 1000 against the training targets (lower is better)\n"
+          + ap_table({m: {d: 1000 * v for d, v in r.items()} for m, r in summary["heatmap_mse"].items()}))
+    print("\nPAF MSE x 1000 against the training targets (lower is better)\n"
+          + ap_table({m: {d: 1000 * v for d, v in r.items()} for m, r in summary["paf_mse"].items()}))
+    print("\nroute: share of each test domain's images sent to each expert\n" + ap_table(routed))
     print(f"\nclassifier accuracy {clf_acc:.4f}; wall time {summary['wall_time_s']:.0f} s")
     print(f"NOTE: {NOTE}")
     print(f"summary: {out / 'summary.json'}")

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from keras_openpose.classifier import DomainClassifier, global_features, train_classifier, validate
+from keras_openpose.classifier import (CNN_WEIGHTS, VAL_STRENGTHS, DomainClassifier, global_features,
+                                       train_classifier, validate)
 from keras_openpose.domains import darken, motion_blur
 from keras_openpose.errors import DataError
 
@@ -21,7 +22,11 @@ def test_train_and_validate_small(tmp_path, train_split, val_split):
     log = train_classifier(train_split.image_dir, val_split.image_dir, out, epochs=1, max_images=4,
                            progress=False, feature_reps=1)
     assert out.exists() and out.with_suffix(".json").exists()
-    assert 0 <= log["val_accuracy"] <= 1 and len(log["confusion"]["matrix"]) == 3
+    # the validation images (choices) come from the training folder and are not trained on
+    assert len(log["val_images"]) == 1 and len(log["train_images"]) == 3
+    assert not set(log["val_images"]) & set(log["train_images"])
+    assert log["cnn_weight"] in CNN_WEIGHTS and 0 <= log["val_accuracy"] <= 1
+    assert 0 <= log["test_accuracy"] <= 1 and np.sum(log["confusion"]["matrix"]) == 4 * 3 * len(VAL_STRENGTHS)
     r = validate(out, val_split.image_dir, "synthesize", max_images=2, strengths=[{"dark": 0.5, "motion_blur": 30.0}])
     assert len(r["predictions"]) == 6
     for p in r["predictions"]:
@@ -31,3 +36,22 @@ def test_train_and_validate_small(tmp_path, train_split, val_split):
         DomainClassifier(tmp_path / "none.pt")
     with pytest.raises(DataError, match="--labels"):
         validate(out, val_split.image_dir, "foggy")
+
+
+def test_cnn_weight_zero_skips_the_cnn_and_weights_the_product(tmp_path, train_split):
+    torch = pytest.importorskip("torch")
+    out = tmp_path / "clf.pt"
+    train_classifier(train_split.image_dir, None, out, epochs=1, max_images=4, progress=False, feature_reps=1)
+    clf = DomainClassifier(out)
+    img = train_split.read(train_split.image_ids[0])
+    lc, lf = clf.log_probabilities([img])
+    for w in (0.0, 0.5, 1.0):
+        clf.cnn_weight = w
+        expected = torch.softmax(torch.from_numpy(w * lc + lf), 1).numpy()[0]
+        assert clf.probabilities_batch([img])[0] == pytest.approx(expected, abs=1e-5)
+
+    class Boom(torch.nn.Module):
+        def forward(self, x):
+            raise AssertionError("the CNN ran with weight 0")
+    clf.net, clf.cnn_weight = Boom(), 0.0
+    assert sum(clf.probabilities(img).values()) == pytest.approx(1.0, abs=1e-5)

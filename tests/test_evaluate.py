@@ -73,3 +73,30 @@ def test_pck_auc_nme_and_crowd_index():
     b = _person(2, {0: (30, 30), 5: (200, 200)}, bbox=(25, 25, 200, 200))
     # a's box holds 1 of b's keypoints (1/2); b's box holds 0 of a's (0/2): index = mean(0.5, 0) = 0.25
     assert crowd_index([a, b]) == pytest.approx(0.25) and crowd_index([a]) == 0.0
+
+
+def test_map_scores_on_ground_truth_and_empty_maps(val_split):
+    """Map-level scores: the training targets themselves score MSE 0 and keypoint F1 ~1; empty maps
+    find nothing and score the targets' own energy as error."""
+    from conftest import render_gt_maps
+
+    from keras_openpose.evaluate import map_scores
+    ids = [i for i in val_split.ids_with_people()][:12]
+    by_shape = {}
+
+    def gt(img):
+        i = by_shape[img.shape[:2]]
+        return render_gt_maps(val_split, i)
+    for i in ids:
+        by_shape.setdefault((val_split.images[i]["height"], val_split.images[i]["width"]), i)
+    ids = list(by_shape.values())        # one image per size, so the stub can tell which it got
+    r = map_scores(gt, val_split, ids, progress=False)
+    assert r["heatmap_mse"] == pytest.approx(0.0, abs=1e-9) and r["paf_mse"] == pytest.approx(0.0, abs=1e-9)
+    assert r["precision"] == 1.0 and r["recall"] > 0.98 and r["images"] == len(ids)
+
+    def empty(img):
+        h, w, s = *gt(img)[0].shape[:2], gt(img)[2]
+        return np.zeros((h, w, 19), np.float32), np.zeros((h, w, 38), np.float32), s
+    e = map_scores(empty, val_split, ids, progress=False)
+    assert e["recall"] == 0.0 and e["f1"] == 0.0 and e["peaks_per_image"] == 0
+    assert e["heatmap_mse"] > 1e-3 and e["paf_mse"] > 1e-4
