@@ -73,6 +73,54 @@ def build_net(num_classes: int = len(CLASSES), width: int = 32):
     return DomainNet()
 
 
+def build_backbone_net(name: str, num_classes: int = len(CLASSES), weights: str | Path | None = None):
+    """A torchvision classification network as the crop CNN (optional; torchvision is not a
+    requirement of this project).
+
+    Args:
+        name: a ``torchvision.models.get_model`` name (``resnet18``, ``resnet50``,
+            ``mobilenet_v3_small``, ``efficientnet_b0``, ...).
+        weights: a state-dict file of that network as torchvision publishes it (e.g. ImageNet
+            ``resnet50-0676ba61.pth``, downloaded by the user; nothing is downloaded here), loaded
+            strictly before the last linear layer is replaced by a ``num_classes`` one.
+    Returns:
+        the network: input ``(B, 3, S, S)`` ImageNet-normalised RGB (as :func:`normalise`), output
+        ``(B, num_classes)`` logits.
+    Raises:
+        DataError: torchvision missing or unusable, unknown name, missing or mismatched weights file.
+    """
+    torch = _torch()
+    try:
+        import torchvision
+    except Exception as e:  # ImportError, or a torchvision built for another torch
+        raise DataError(f"--backbone {name}: torchvision does not import ({type(e).__name__}: {e}); install the "
+                        f"torchvision build that matches torch {torch.__version__}") from None
+    try:
+        net = torchvision.models.get_model(name, weights=None)
+    except Exception as e:
+        raise DataError(f"--backbone {name!r}: not a torchvision model ({e})") from None
+    if weights is not None:
+        weights = Path(weights)
+        if not weights.is_file():
+            raise DataError(f"{weights}: backbone weights file not found")
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            net.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except Exception as e:
+            raise DataError(f"{weights}: not {name} weights ({type(e).__name__}: {str(e)[:200]})") from None
+    # replace the last linear layer (the ImageNet head) by one for our classes
+    last = [(n, m) for n, m in net.named_modules() if isinstance(m, torch.nn.Linear)]
+    if not last:
+        raise DataError(f"--backbone {name!r}: no linear classification head to replace")
+    path, lin = last[-1]
+    parent = net
+    *parents, leaf = path.split(".")
+    for p in parents:
+        parent = getattr(parent, p)
+    setattr(parent, leaf, torch.nn.Linear(lin.in_features, num_classes))
+    return net
+
+
 def normalise(patch: np.ndarray) -> np.ndarray:
     """BGR uint8 ``(S, S, 3)`` -> float32 ``(3, S, S)`` RGB, per-channel mean/std normalised."""
     return ((patch[..., ::-1].astype(np.float32) / 255.0 - MEAN) / STD).transpose(2, 0, 1)
@@ -260,7 +308,8 @@ def _synthesize(images, rng, strengths_sets, exposure=None):
 
 def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, input_size: int = 96,
                      batch_size: int = 32, lr: float = 2e-3, seed: int = 0, max_images: int | None = None,
-                     progress: bool = True, feature_reps: int = 6, val_fraction: float = 0.2) -> dict:
+                     progress: bool = True, feature_reps: int = 6, val_fraction: float = 0.2,
+                     backbone: str | None = None, backbone_weights: str | Path | None = None) -> dict:
     """Train the classifier (CNN + statistics MLP) from an image folder.
 
     ``train_dir`` is split (seeded) into training images and ``val_fraction`` validation images.
@@ -271,6 +320,8 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
     Args:
         train_dir: folder of images (any COCO split folder); effects are applied on the fly.
         test_dir: folder of held-out images, or ``None``.
+        backbone, backbone_weights: a torchvision network and its weights file as the crop CNN
+            instead of the compact one (:func:`build_backbone_net`).
         out: the ``.pt`` file (written atomically): ``{"state_dict", "classes", "input_size",
             "width", "epoch", "cnn_weight", "feature_state_dict", "feature_mean", "feature_std", ...}``;
             a ``.json`` log with per-epoch figures sits beside it.
@@ -290,7 +341,7 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
         raise DataError(f"{train_dir}: too few images to hold some out for validation")
     val = [make_set(val_imgs, input_size, rng, s, crops_per_image=2) for s in VAL_STRENGTHS]
     Xv, yv = np.concatenate([v[0] for v in val]), np.concatenate([v[1] for v in val])
-    net = build_net()
+    net = build_net() if backbone is None else build_backbone_net(backbone, weights=backbone_weights)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * (-(-len(train_imgs) * 3 * 4 // batch_size)))
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -331,6 +382,7 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
     Xf, yf = statistics(train_imgs)
     fnet, mu, sd = _fit_feature_net(Xf, yf)
     ck = {"state_dict": net.state_dict(), "classes": list(CLASSES), "input_size": input_size, "width": 32,
+          "backbone": backbone,
           "epoch": best[1], "feature_state_dict": fnet.state_dict(), "feature_mean": mu.tolist(),
           "feature_std": sd.tolist(), "cnn_weight": 0.0}
     # the CNN's weight in the product, chosen on the validation images (whole images, fixed strengths)
@@ -423,7 +475,8 @@ class DomainClassifier:
         self.classes = tuple(ck["classes"])
         self.input_size = int(ck["input_size"])
         self.cnn_weight = float(ck.get("cnn_weight", 0.5))
-        self.net = build_net(len(self.classes), ck.get("width", 32))
+        bb = ck.get("backbone")
+        self.net = build_net(len(self.classes), ck.get("width", 32)) if not bb else build_backbone_net(bb, len(self.classes))
         self.net.load_state_dict(ck["state_dict"])
         self.net.eval()
         self.fnet = None

@@ -206,7 +206,8 @@ def train_classifier(argv=None):
                 "image folder; effects at random strengths and directions. A seeded --val-fraction of the "
                 "--train images chooses the CNN's best epoch and its weight; --test images are only scored.",
                 ["python train_domain_classifier/train.py --train dataset/sample/train2017 --test dataset/sample/val2017 --out models/domain_classifier.pt",
-                 "python train_domain_classifier/train.py --train dataset/train2014 --test dataset/val2014 --epochs 20 --max-images 5000"])
+                 "python train_domain_classifier/train.py --train dataset/train2014 --test dataset/val2014 --epochs 20 --max-images 5000",
+                 "python train_domain_classifier/train.py --train dataset/train2014 --backbone resnet18 --backbone-weights ~/weights/resnet18-f37072fd.pth"])
     p.add_argument("--train", required=True, help="folder of training images")
     p.add_argument("--test", "--val", dest="test", default=None,
                    help="folder of held-out images, scored once at the end (never used for choices)")
@@ -216,10 +217,15 @@ def train_classifier(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backbone", default=None,
+                   help="optional torchvision network for the crop CNN (resnet18, resnet50, mobilenet_v3_small, ...); "
+                        "needs torchvision")
+    p.add_argument("--backbone-weights", default=None,
+                   help="its ImageNet weights file as torchvision publishes it (you download it; nothing is fetched)")
     a = p.parse_args(argv)
     from .classifier import train_classifier as tc
     log = tc(a.train, a.test, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images,
-             val_fraction=a.val_fraction)
+             val_fraction=a.val_fraction, backbone=a.backbone, backbone_weights=a.backbone_weights)
     print(f"{a.out}: validation accuracy {log['val_accuracy']:.4f} ({len(log['val_images'])} images of --train), "
           f"CNN weight {log['cnn_weight']} (epoch {log['best_epoch']})")
     if "test_accuracy" in log:

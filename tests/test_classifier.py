@@ -55,3 +55,49 @@ def test_cnn_weight_zero_skips_the_cnn_and_weights_the_product(tmp_path, train_s
             raise AssertionError("the CNN ran with weight 0")
     clf.net, clf.cnn_weight = Boom(), 0.0
     assert sum(clf.probabilities(img).values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_optional_torchvision_backbone(tmp_path, train_split, monkeypatch):
+    """The backbone path: user weights loaded strictly, ImageNet head replaced, checkpoint round trip.
+    torchvision itself is optional (not installed by requirements.txt), so a stand-in module with
+    torchvision's ``models.get_model`` interface is used."""
+    import sys
+    import types
+
+    import torch
+
+    from keras_openpose.classifier import build_backbone_net
+
+    def get_model(name, weights=None):
+        if name != "tinynet":
+            raise ValueError(f"Unknown model {name}")
+        torch.manual_seed(1)
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, 2, 1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                                   torch.nn.Flatten(), torch.nn.Linear(8, 1000))
+    monkeypatch.delitem(sys.modules, "torchvision", raising=False)
+    with pytest.raises(DataError, match="torchvision does not import"):
+        build_backbone_net("resnet18")
+    fake = types.ModuleType("torchvision")
+    fake.models = types.SimpleNamespace(get_model=get_model)
+    monkeypatch.setitem(sys.modules, "torchvision", fake)
+    pretrained = get_model("tinynet")
+    with torch.no_grad():
+        pretrained[0].weight.fill_(0.5)
+    wfile = tmp_path / "tinynet-imagenet.pth"
+    torch.save(pretrained.state_dict(), wfile)
+    net = build_backbone_net("tinynet", weights=wfile)
+    assert torch.all(net[0].weight == 0.5) and net[4].out_features == 3      # loaded, head replaced
+    assert net(torch.zeros(2, 3, 96, 96)).shape == (2, 3)
+    with pytest.raises(DataError, match="not a torchvision model"):
+        build_backbone_net("nonet")
+    torch.save({"other": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(DataError, match="bad.pth: not tinynet weights"):
+        build_backbone_net("tinynet", weights=tmp_path / "bad.pth")
+    out = tmp_path / "clf.pt"
+    log = train_classifier(train_split.image_dir, None, out, epochs=1, max_images=4, progress=False,
+                           feature_reps=1, backbone="tinynet", backbone_weights=wfile)
+    clf = DomainClassifier(out)
+    assert log["best_epoch"] == 1 and clf.net[4].out_features == 3
+    img = train_split.read(train_split.image_ids[0])
+    clf.cnn_weight = 1.0
+    assert sum(clf.probabilities(img).values()) == pytest.approx(1.0, abs=1e-5)
