@@ -217,6 +217,9 @@ def train_classifier(argv=None):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--max-images", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dark-lights", type=float, default=0.0,
+                   help="share of dark training images whose clipped pixels (lamps, windows) stay clipped; "
+                        "0 = the reference's darkening only (see keras_openpose.classifier.train_classifier)")
     p.add_argument("--backbone", default=None,
                    help="optional torchvision network for the crop CNN (resnet18, resnet50, mobilenet_v3_small, ...); "
                         "needs torchvision")
@@ -225,7 +228,8 @@ def train_classifier(argv=None):
     a = p.parse_args(argv)
     from .classifier import train_classifier as tc
     log = tc(a.train, a.test, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images,
-             val_fraction=a.val_fraction, backbone=a.backbone, backbone_weights=a.backbone_weights)
+             val_fraction=a.val_fraction, backbone=a.backbone, backbone_weights=a.backbone_weights,
+             dark_lights=a.dark_lights)
     print(f"{a.out}: validation accuracy {log['val_accuracy']:.4f} ({len(log['val_images'])} images of --train), "
           f"CNN weight {log['cnn_weight']} (epoch {log['best_epoch']})")
     if "test_accuracy" in log:
@@ -238,11 +242,14 @@ def validate_classifier(argv=None):
     p = _parser("validate.py", "Classify the images of a folder; with labels, report accuracy and the "
                 "confusion matrix.",
                 ["python train_domain_classifier/validate.py --weights models/domain_classifier.pt --images dataset/sample/val2017 --labels synthesize --out val.json",
+                 "python train_domain_classifier/validate.py --weights models/domain_classifier.pt --images dataset/sample/val2017 --labels low_light --out lowlight.json",
                  "python train_domain_classifier/validate.py --weights models/domain_classifier.pt --images my_night_frames --labels dark --out night.json"])
     p.add_argument("--weights", required=True)
     p.add_argument("--images", required=True)
     p.add_argument("--out", required=True, help="JSON: list of {image, probabilities} (+ accuracy)")
-    p.add_argument("--labels", default=None, help="none, a class name for the whole folder, or synthesize")
+    p.add_argument("--labels", default=None,
+                   help="none; a class name for the whole folder; synthesize (every class's effect at held-out "
+                        "strengths); low_light (simulated low-light captures, sensor noise, lamps kept clipped: all dark)")
     a = p.parse_args(argv)
     from .classifier import validate
     from .coco import write_json_atomic
@@ -251,6 +258,8 @@ def validate_classifier(argv=None):
     if "accuracy" in r:
         print(f"accuracy {r['accuracy']:.4f} on {len(r['predictions'])} images; confusion (rows = truth, "
               f"{r['confusion']['classes']}): {r['confusion']['matrix']}")
+        for v, acc in r.get("accuracy_by_variant", {}).items():
+            print(f"  {v}: {acc:.4f}")
     print(f"{a.out}: {len(r['predictions'])} predictions")
 
 

@@ -83,6 +83,43 @@ def downscale(img: np.ndarray, factor: float = 0.5) -> np.ndarray:
     return cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA)
 
 
+def _srgb_to_linear(x):
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x):
+    return np.where(x <= 0.0031308, 12.92 * x, 1.055 * np.power(np.maximum(x, 0.0), 1 / 2.4) - 0.055)
+
+
+def low_light(img: np.ndarray, exposure: float = 0.1, rng: np.random.Generator | None = None,
+              shot_noise: float = 0.01, read_noise: float = 0.002, keep_highlights: bool = True,
+              jpeg_quality: int = 85) -> np.ndarray:
+    """A low-light capture of the scene, to check the classifier on darkness it was not trained on
+    (evaluation only; the dark expert and the classifier train on :func:`darken`).
+
+    sRGB -> linear light (IEC 61966-2-1), light x ``exposure``, heteroscedastic sensor noise of
+    variance ``shot_noise * y + read_noise^2`` (the Poisson-Gaussian model of Foi et al. 2008, as
+    used by Brooks et al. 2019 "Unprocessing"), back to sRGB, JPEG at ``jpeg_quality``. With
+    ``keep_highlights`` the pixels clipped in the source (>= 250: lamps, windows, sky) stay
+    clipped, as light sources do in a night scene.
+
+    Args:
+        img: ``uint8 (H, W, 3)``; exposure in (0, 1] (0.1 = 3.3 stops darker).
+    Returns:
+        ``uint8 (H, W, 3)``.
+    """
+    if not 0.0 < exposure <= 1.0:
+        raise ValueError(f"exposure must be in (0, 1], got {exposure}")
+    rng = rng or np.random.default_rng(0)
+    y = _srgb_to_linear(img.astype(np.float32) / 255.0) * exposure
+    y = y + rng.standard_normal(y.shape, dtype=np.float32) * np.sqrt(shot_noise * y + read_noise ** 2)
+    if keep_highlights:
+        y = np.where(img >= 250, 1.0, y)
+    out = np.clip(np.rint(_linear_to_srgb(np.clip(y, 0.0, 1.0)) * 255), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+    return cv2.imdecode(buf, cv2.IMREAD_COLOR) if ok else out
+
+
 def apply_effect(img: np.ndarray, domain: str, strength: float | None = None, angle: float = 0.0) -> np.ndarray:
     """Apply the effect of ``domain`` at ``strength`` (``None`` = the reference default).
 

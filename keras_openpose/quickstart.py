@@ -95,6 +95,15 @@ def run_quickstart(config_path, out_dir) -> dict:
           f"effects at held-out strengths: {clf_acc:.4f}; confusion (rows = truth, "
           f"{', '.join(log['confusion']['classes'])}): {log['confusion']['matrix']}")
 
+    ll_file = clf_path.with_name("domain_classifier_low_light.json")
+    if not ll_file.exists():
+        from .classifier import validate
+        ll = validate(clf_path, test_split.image_dir, "low_light", progress=True)
+        write_json_atomic({k: ll[k] for k in ("accuracy", "accuracy_by_variant", "confusion")}, ll_file)
+    ll = json.loads(ll_file.read_text())
+    print("simulated low-light captures of the same images called dark: "
+          + ", ".join(f"{v} {a:.0%}" for v, a in ll["accuracy_by_variant"].items()))
+
     _step("4/7 test domains from " + test_split.split)
     test_root = out / "data" / "test"
     domains = data_cfg["test_domains"]
@@ -164,6 +173,7 @@ def run_quickstart(config_path, out_dir) -> dict:
     summary = {"ap": {m: ap[m] for m in ("normal", "dark", "motion_blur", "ensemble")},
                "ap_extra": {"ensemble_fuse": ap["ensemble_fuse"]},
                "classifier_accuracy": clf_acc, "classifier_cnn_weight": log["cnn_weight"],
+               "classifier_low_light": ll["accuracy_by_variant"],
                "keypoint_f1": {m: {d: r["f1"] for d, r in v.items()} for m, v in maps.items()},
                "heatmap_mse": {m: {d: r["heatmap_mse"] for d, r in v.items()} for m, v in maps.items()},
                "paf_mse": {m: {d: r["paf_mse"] for d, r in v.items()} for m, v in maps.items()},

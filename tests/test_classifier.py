@@ -101,3 +101,38 @@ def test_optional_torchvision_backbone(tmp_path, train_split, monkeypatch):
     img = train_split.read(train_split.image_ids[0])
     clf.cnn_weight = 1.0
     assert sum(clf.probabilities(img).values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_low_light_simulation_and_validation(tmp_path, val_split, train_split):
+    """low_light: darker in linear light, noisy, lamps kept clipped; validate(labels="low_light")
+    labels every variant dark and reports accuracy per variant."""
+    from keras_openpose.domains import low_light
+    img = val_split.read(val_split.image_ids[0])
+    rng = np.random.default_rng(0)
+    lo = low_light(img, 0.1, rng, keep_highlights=False)
+    assert lo.shape == img.shape and lo.dtype == np.uint8
+    # sRGB of 10 % light is ~35 % of the value (gamma), not 10 %
+    assert 0.25 < lo.mean() / img.mean() < 0.5
+    lamp = np.full((32, 32, 3), 255, np.uint8)
+    assert low_light(lamp, 0.05, rng, keep_highlights=True).min() >= 250
+    assert low_light(lamp, 0.05, rng, keep_highlights=False).max() < 100
+    with pytest.raises(ValueError, match="exposure"):
+        low_light(img, 0.0)
+    out = tmp_path / "clf.pt"
+    train_classifier(train_split.image_dir, None, out, epochs=1, max_images=4, progress=False, feature_reps=1)
+    r = validate(out, val_split.image_dir, "low_light", max_images=2)
+    assert len(r["predictions"]) == 8 and {p["label"] for p in r["predictions"]} == {"dark"}
+    assert set(r["accuracy_by_variant"]) == {"low_light@0.05", "low_light@0.2", "low_light@0.05+lights", "low_light@0.2+lights"}
+    assert r["accuracy"] == pytest.approx(np.mean(list(r["accuracy_by_variant"].values())))
+
+
+def test_dark_lights_keeps_clipped_pixels():
+    from keras_openpose.classifier import CLASSES, _effect_sample
+    img = np.full((16, 16, 3), 120, np.uint8)
+    img[4:8, 4:8] = 255
+    rng = np.random.default_rng(0)
+    d = CLASSES.index("dark")
+    plain = _effect_sample(img, d, rng, {"dark": 0.5})
+    lit = _effect_sample(img, d, rng, {"dark": 0.5}, dark_lights=1.0)
+    assert plain.max() == 128 and plain[0, 0, 0] == 60
+    assert lit[5, 5, 0] == 255 and lit[0, 0, 0] == 60
