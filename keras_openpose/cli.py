@@ -357,8 +357,12 @@ def ensemble(argv=None):
                 "runs), fuse (probability-weighted mean of the experts' maps), or all (every expert, "
                 "for util_ainu.py).",
                 ["python train_domain_classifier/ensemble.py --coco_dataType val2017_dark --mode route --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models",
-                 "python train_domain_classifier/ensemble.py --coco_dataType val2014 --test-list cmu1k --mode fuse"])
+                 "python train_domain_classifier/ensemble.py --coco_dataType val2014 --test-list cmu1k --mode fuse",
+                 "python train_domain_classifier/ensemble.py --coco_dataType val2017_dark --mode fuse --map-scores --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models"])
     p.add_argument("--mode", choices=["route", "fuse", "all"], default="route")
+    p.add_argument("--map-scores", action="store_true",
+                   help="also score the maps before grouping (keypoint F1, heatmap/PAF MSE against the "
+                        "training targets): tells weak experts apart where AP is 0")
     _eval_args(p)
     a = p.parse_args(argv)
     from .evaluate import evaluate_predictor
@@ -375,6 +379,13 @@ def ensemble(argv=None):
     s = evaluate_predictor(ens.predictor(a.mode), split, ids, out, f"{a.coco_dataType}-ensemble_{a.mode}",
                            compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays)
     _print_summary(s, out)
+    if a.map_scores:
+        from .coco import write_json_atomic
+        from .evaluate import map_scores
+        ms = map_scores(ens.maps_predictor(a.mode), split, ids, peak_threshold=ens.decode_options().peak_threshold)
+        write_json_atomic(ms, out / "map_scores.json")
+        print(f"maps: keypoint F1 {ms['f1']:.3f} (recall {ms['recall']:.3f}, precision {ms['precision']:.3f}), "
+              f"heatmap MSE {ms['heatmap_mse']:.2e}, PAF MSE {ms['paf_mse']:.2e} -> {out / 'map_scores.json'}")
 
 
 def load_ensemble(models_dir, options=None, need_classifier=True):

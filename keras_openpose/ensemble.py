@@ -77,6 +77,10 @@ class Ensemble:
         """``{domain: people}`` of every expert."""
         return {d: e.estimate(image) for d, e in self.experts.items()}
 
+    def decode_options(self):
+        """The decoder options of the experts (they share one :class:`InferenceOptions`)."""
+        return next(iter(self.experts.values())).options.decode
+
     def maps_predictor(self, mode: str):
         """A ``image -> (heatmaps, pafs, stride)`` function (for :func:`keras_openpose.evaluate.map_scores`)."""
         if mode == "route":

@@ -142,3 +142,25 @@ def test_eval_script_full_report_on_known_answer(tmp_path, val_split):
     by_id = {a["id"]: a for a in val_split.data["annotations"]}
     assert matched and all(by_id[d["gtId"]]["keypoints"] == d["keypoints"] for d in matched)
     assert len(json.loads((run_dir / "val2017-ours_result.json").read_text())) == len(matched)
+
+
+def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_split):
+    """ensemble.py end to end: three experts + a classifier -> COCO report and map scores."""
+    import json
+    import shutil
+
+    from keras_openpose.classifier import train_classifier
+    models = tmp_path / "models"
+    models.mkdir()
+    for d in ("normal", "dark", "motion_blur"):
+        shutil.copy(untrained_model, models / f"pose_{d}.keras")
+    train_classifier(train_split.image_dir, None, models / "domain_classifier.pt", epochs=1, max_images=4,
+                     progress=False, feature_reps=1)
+    r = _run("train_domain_classifier/ensemble.py", "--coco_dataType", "val2017", "--coco-root",
+             str(REPO / "dataset" / "sample"), "--models-dir", str(models), "--mode", "fuse", "--fir_img_num", "3",
+             "--map-scores", "--out", str(tmp_path / "out"), timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    run = tmp_path / "out" / "val2017-ensemble_fuse-open-pose-single-scale-3"
+    ms = json.loads((run / "map_scores.json").read_text())
+    assert ms["images"] == 3 and ms["heatmap_mse"] > 0 and 0 <= ms["f1"] <= 1
+    assert (run / "val2017-ensemble_fuse_result.csv").exists() and "keypoint F1" in r.stdout
