@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -96,15 +95,3 @@ class Ensemble:
         if mode == "fuse":
             return self.fuse
         raise DataError(f"--mode {mode!r}: use route or fuse for a single prediction per image")
-
-
-def time_per_image(fn, images, repeat: int = 1) -> float:
-    """Median seconds of ``fn(image)`` over ``images`` (after one warm-up call)."""
-    fn(images[0])
-    ts = []
-    for _ in range(repeat):
-        for im in images:
-            t0 = time.perf_counter()
-            fn(im)
-            ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
