@@ -360,6 +360,8 @@ def ensemble(argv=None):
                  "python train_domain_classifier/ensemble.py --coco_dataType val2014 --test-list cmu1k --mode fuse",
                  "python train_domain_classifier/ensemble.py --coco_dataType val2017_dark --mode fuse --map-scores --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models"])
     p.add_argument("--mode", choices=["route", "fuse", "all"], default="route")
+    p.add_argument("--fuse-temperature", type=float, default=1.0,
+                   help="fuse weights = softmax(log p / T): 1 = the classifier's probabilities, inf = plain mean")
     p.add_argument("--map-scores", action="store_true",
                    help="also score the maps before grouping (keypoint F1, heatmap/PAF MSE against the "
                         "training targets): tells weak experts apart where AP is 0")
@@ -367,7 +369,8 @@ def ensemble(argv=None):
     a = p.parse_args(argv)
     from .evaluate import evaluate_predictor
     split, ids = _setup_eval(a)
-    ens = load_ensemble(a.models_dir, _inference_options(a), need_classifier=a.mode != "all")
+    ens = load_ensemble(a.models_dir, _inference_options(a), need_classifier=a.mode != "all",
+                        fuse_temperature=a.fuse_temperature)
     if a.mode == "all":
         for d, est in ens.experts.items():
             tag = _model_tag(d)
@@ -388,7 +391,7 @@ def ensemble(argv=None):
               f"heatmap MSE {ms['heatmap_mse']:.2e}, PAF MSE {ms['paf_mse']:.2e} -> {out / 'map_scores.json'}")
 
 
-def load_ensemble(models_dir, options=None, need_classifier=True):
+def load_ensemble(models_dir, options=None, need_classifier=True, fuse_temperature: float = 1.0):
     """Experts ``<models_dir>/pose_<domain>.keras`` and ``domain_classifier.pt`` as an Ensemble."""
     from .classifier import DomainClassifier
     from .domains import EXPERT_DOMAINS
@@ -397,7 +400,7 @@ def load_ensemble(models_dir, options=None, need_classifier=True):
     models_dir = Path(models_dir)
     experts = {d: PoseEstimator(load_network(models_dir / f"pose_{d}.keras"), options) for d in EXPERT_DOMAINS}
     clf = DomainClassifier(models_dir / "domain_classifier.pt") if need_classifier else None
-    return Ensemble(experts, clf)
+    return Ensemble(experts, clf, fuse_temperature=fuse_temperature)
 
 
 def disagreement(argv=None):

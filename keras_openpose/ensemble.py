@@ -24,12 +24,21 @@ class Ensemble:
     Args:
         experts: ``{domain: PoseEstimator}`` with domains among the classifier's classes.
         classifier: the :class:`~keras_openpose.classifier.DomainClassifier`.
-        min_weight: ``fuse`` skips experts whose probability is below this.
+        min_weight: ``fuse`` skips experts whose weight is below this.
+        fuse_temperature: ``fuse`` weights are ``softmax(log p / T)`` of the classifier's
+            probabilities ``p``: ``T = 1`` uses them as they are (the classifier is nearly one-hot
+            on clear cases, so fuse ~ route), larger ``T`` flattens them towards the plain mean of
+            the experts (``T = inf``).
+    Raises:
+        DataError: an expert missing for a classifier class, or ``fuse_temperature <= 0``.
     """
 
     def __init__(self, experts: dict[str, PoseEstimator], classifier: DomainClassifier | None,
-                 min_weight: float = 0.02):
+                 min_weight: float = 0.02, fuse_temperature: float = 1.0):
+        if not fuse_temperature > 0:
+            raise DataError(f"--fuse-temperature {fuse_temperature}: must be > 0 (inf = plain mean)")
         self.experts, self.classifier, self.min_weight = experts, classifier, min_weight
+        self.fuse_temperature = float(fuse_temperature)
         if classifier is not None:
             missing = set(classifier.classes) - set(experts)
             if missing:
@@ -56,7 +65,10 @@ class Ensemble:
         """Probability-weighted mean of the experts' heatmaps and PAFs ``(heatmaps, pafs, stride)``;
         experts under ``min_weight`` are not run, the weights of the others are renormalised."""
         p = self._probs(image)
-        used = {d: w for d, w in p.items() if w >= self.min_weight} or {max(p, key=p.get): 1.0}
+        logp = np.log(np.maximum(np.array(list(p.values()), np.float64), 1e-12)) / self.fuse_temperature
+        wts = np.exp(logp - logp.max())
+        wts = dict(zip(p, wts / wts.sum()))
+        used = {d: w for d, w in wts.items() if w >= self.min_weight} or {max(p, key=p.get): 1.0}
         tot = sum(used.values())
         heat = paf = None
         stride = None
@@ -64,7 +76,8 @@ class Ensemble:
             h, f, stride = self.experts[d].maps(image)
             heat = w / tot * h if heat is None else heat + w / tot * h
             paf = w / tot * f if paf is None else paf + w / tot * f
-        self.last = {"domain": max(p, key=p.get), "probabilities": p, "experts_run": sorted(used)}
+        self.last = {"domain": max(p, key=p.get), "probabilities": p, "experts_run": sorted(used),
+                     "weights": {d: w / tot for d, w in used.items()}}
         return heat, paf, stride
 
     def fuse(self, image: np.ndarray) -> list[dict]:

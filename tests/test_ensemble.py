@@ -51,3 +51,16 @@ def test_fuse_weights_the_maps_and_skips_negligible_experts():
     assert ens.fuse(np.zeros((32, 40, 3), np.uint8)) == [{"heat": 1.75, "paf": -1.75}]
     with pytest.raises(DataError, match="--mode"):
         ens.predictor("all")
+
+
+def test_fuse_temperature_flattens_the_weights():
+    experts = {"normal": StubExpert(1.0), "dark": StubExpert(2.0), "motion_blur": StubExpert(4.0)}
+    ens = Ensemble(experts, StubClassifier((0.8, 0.15, 0.05)), min_weight=0.0, fuse_temperature=float("inf"))
+    heat, _, _ = ens.fuse_maps(np.zeros((8, 8, 3), np.uint8))
+    assert heat[0, 0, 0] == pytest.approx((1 + 2 + 4) / 3)            # plain mean
+    ens = Ensemble(experts, StubClassifier((0.8, 0.15, 0.05)), min_weight=0.0, fuse_temperature=2.0)
+    heat, _, _ = ens.fuse_maps(np.zeros((8, 8, 3), np.uint8))
+    w = np.sqrt([0.8, 0.15, 0.05])
+    assert heat[0, 0, 0] == pytest.approx(float(w @ [1, 2, 4] / w.sum()))
+    with pytest.raises(DataError, match="fuse-temperature"):
+        Ensemble(experts, None, fuse_temperature=0)
