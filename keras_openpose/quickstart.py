@@ -189,6 +189,8 @@ def run_quickstart(config_path, out_dir) -> dict:
     print("\nPAF MSE x 1000 against the training targets (lower is better)\n"
           + ap_table({m: {d: 1000 * v for d, v in r.items()} for m, r in summary["paf_mse"].items()}))
     print("\nroute: share of each test domain's images sent to each expert\n" + ap_table(routed))
+    print("\nmilliseconds per image (network + decode; route and fuse include the classifier; per-image noise ~10 %)\n"
+          + ap_table({m: {d: 1000 * v for d, v in r.items()} for m, r in cost.items()}, fmt=".0f"))
     print(f"\nclassifier accuracy {clf_acc:.4f}; wall time {summary['wall_time_s']:.0f} s")
     print(f"NOTE: {NOTE}")
     print(f"summary: {out / 'summary.json'}")

@@ -70,12 +70,12 @@ def plot_sparsification(curves: dict[str, dict], path: str | Path, title: str = 
     plt.close(fig)
 
 
-def ap_table(ap: dict[str, dict[str, float]]) -> str:
-    """Text table of ``{model: {domain: AP}}`` (models as rows)."""
+def ap_table(ap: dict[str, dict[str, float]], fmt: str = ".3f") -> str:
+    """Text table of ``{model: {domain: value}}`` (models as rows), values in ``fmt``."""
     domains = list(next(iter(ap.values())).keys()) if ap else []
     w = max([len(m) for m in ap] + [5])
     lines = [" " * w + " | " + " | ".join(f"{d:>11}" for d in domains)]
     lines.append("-" * len(lines[0]))
     for m, row in ap.items():
-        lines.append(f"{m:<{w}} | " + " | ".join(f"{row.get(d, float('nan')):>11.3f}" for d in domains))
+        lines.append(f"{m:<{w}} | " + " | ".join(f"{row.get(d, float('nan')):>11{fmt}}" for d in domains))
     return "\n".join(lines)
