@@ -385,7 +385,7 @@ def ensemble(argv=None):
     if a.map_scores:
         from .coco import write_json_atomic
         from .evaluate import map_scores
-        ms = map_scores(ens.maps_predictor(a.mode), split, ids, peak_threshold=ens.decode_options().peak_threshold)
+        ms = map_scores(ens.predictor(a.mode, maps=True), split, ids, peak_threshold=ens.decode_options().peak_threshold)
         write_json_atomic(ms, out / "map_scores.json")
         print(f"maps: keypoint F1 {ms['f1']:.3f} (recall {ms['recall']:.3f}, precision {ms['precision']:.3f}), "
               f"heatmap MSE {ms['heatmap_mse']:.2e}, PAF MSE {ms['paf_mse']:.2e} -> {out / 'map_scores.json'}")

@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-
 import numpy as np
 
 from .classifier import DomainClassifier
@@ -61,24 +60,40 @@ class Ensemble:
         heat, paf, stride = self.route_maps(image)
         return self.experts[self.last["domain"]].decode(heat, paf, stride, image.shape[:2])
 
-    def fuse_maps(self, image: np.ndarray):
-        """Probability-weighted mean of the experts' heatmaps and PAFs ``(heatmaps, pafs, stride)``;
-        experts under ``min_weight`` are not run, the weights of the others are renormalised."""
-        p = self._probs(image)
+    def fuse_weights(self, p: dict[str, float]) -> dict[str, float]:
+        """Weights of the experts that ``fuse`` runs: ``softmax(log p / T)`` of the classifier's
+        probabilities, experts under ``min_weight`` dropped, the rest renormalised to sum 1."""
         logp = np.log(np.maximum(np.array(list(p.values()), np.float64), 1e-12)) / self.fuse_temperature
         wts = np.exp(logp - logp.max())
-        wts = dict(zip(p, wts / wts.sum()))
-        used = {d: w for d, w in wts.items() if w >= self.min_weight} or {max(p, key=p.get): 1.0}
+        used = {d: w for d, w in zip(p, wts / wts.sum()) if w >= self.min_weight} or {max(p, key=p.get): 1.0}
         tot = sum(used.values())
-        heat = paf = None
-        stride = None
-        for d, w in used.items():
-            h, f, stride = self.experts[d].maps(image)
-            heat = w / tot * h if heat is None else heat + w / tot * h
-            paf = w / tot * f if paf is None else paf + w / tot * f
-        self.last = {"domain": max(p, key=p.get), "probabilities": p, "experts_run": sorted(used),
-                     "weights": {d: w / tot for d, w in used.items()}}
-        return heat, paf, stride
+        return {d: float(w / tot) for d, w in used.items()}
+
+    @staticmethod
+    def mix(maps: dict, weights: dict[str, float]):
+        """``sum_d weights[d] * maps[d]`` of heatmaps and PAFs: ``(heatmaps, pafs, stride)``."""
+        heat = sum(w * maps[d][0] for d, w in weights.items())
+        paf = sum(w * maps[d][1] for d, w in weights.items())
+        return heat, paf, maps[next(iter(weights))][2]
+
+    def fuse_maps(self, image: np.ndarray):
+        """Probability-weighted mean of the experts' heatmaps and PAFs ``(heatmaps, pafs, stride)``
+        (:meth:`fuse_weights`; experts left out are not run)."""
+        p = self._probs(image)
+        wts = self.fuse_weights(p)
+        self.last = {"domain": max(p, key=p.get), "probabilities": p, "experts_run": sorted(wts), "weights": wts}
+        return self.mix({d: self.experts[d].maps(image) for d in wts}, wts)
+
+    def every_maps(self, image: np.ndarray) -> dict:
+        """Maps of every expert, of ``route`` and of ``fuse`` from one pass of each expert and one
+        classification: ``{domain: maps, "route": maps, "fuse": maps}`` (for scoring all of them
+        on the same image without running an expert twice)."""
+        p = self._probs(image)
+        maps = {d: e.maps(image) for d, e in self.experts.items()}
+        domain = max(p, key=p.get)
+        wts = self.fuse_weights(p)
+        self.last = {"domain": domain, "probabilities": p, "experts_run": sorted(maps), "weights": wts}
+        return {**maps, "route": maps[domain], "fuse": self.mix(maps, wts)}
 
     def fuse(self, image: np.ndarray) -> list[dict]:
         """People decoded (once) from :meth:`fuse_maps`."""
@@ -93,18 +108,11 @@ class Ensemble:
         """The decoder options of the experts (they share one :class:`InferenceOptions`)."""
         return next(iter(self.experts.values())).options.decode
 
-    def maps_predictor(self, mode: str):
-        """A ``image -> (heatmaps, pafs, stride)`` function (for :func:`keras_openpose.evaluate.map_scores`)."""
-        if mode == "route":
-            return self.route_maps
-        if mode == "fuse":
-            return self.fuse_maps
-        raise DataError(f"--mode {mode!r}: use route or fuse for a single set of maps per image")
-
-    def predictor(self, mode: str):
-        """A ``image -> people`` function for :func:`keras_openpose.evaluate.evaluate_predictor`."""
-        if mode == "route":
-            return self.route
-        if mode == "fuse":
-            return self.fuse
-        raise DataError(f"--mode {mode!r}: use route or fuse for a single prediction per image")
+    def predictor(self, mode: str, maps: bool = False):
+        """An ``image -> people`` function for :func:`keras_openpose.evaluate.evaluate_predictor`,
+        or with ``maps`` an ``image -> (heatmaps, pafs, stride)`` one (for
+        :func:`keras_openpose.evaluate.map_scores`)."""
+        fns = {"route": (self.route, self.route_maps), "fuse": (self.fuse, self.fuse_maps)}
+        if mode not in fns:
+            raise DataError(f"--mode {mode!r}: use route or fuse for a single prediction per image")
+        return fns[mode][int(maps)]

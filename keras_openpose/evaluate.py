@@ -289,15 +289,14 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
     return summary
 
 
-def map_scores(maps_fn, split, image_ids, skeleton=None, peak_threshold: float = 0.1, alpha: float = 0.1,
-               progress: bool = True, name: str = "maps") -> dict:
-    """Score a model's *maps*, before any grouping: what AP cannot tell apart for weak networks.
+class MapScorer:
+    """Scores of a model's *maps*, before any grouping: what AP cannot tell apart for weak networks.
 
-    For each image, ``maps_fn(image) -> (heatmaps (h, w, P+1), pafs (h, w, 2L), stride)`` (as
-    :meth:`keras_openpose.inference.PoseEstimator.maps`: cells of the image resized by
-    ``s = 8 / stride``) is compared with the targets the networks are trained on (eq. 7-9 of Cao et
-    al. 2017, :func:`keras_openpose.codec.encode_targets`, drawn from the non-crowd people with a
-    labelled keypoint) where the ignore mask (crowds, unlabelled people) allows.
+    Maps are ``(heatmaps (h, w, P+1), pafs (h, w, 2L), stride)`` as
+    :meth:`keras_openpose.inference.PoseEstimator.maps` returns them: cells of the image resized by
+    ``s = 8 / stride``. They are compared with the targets the networks are trained on (eq. 7-9 of
+    Cao et al. 2017, :func:`keras_openpose.codec.encode_targets`, drawn from the non-crowd people
+    with a labelled keypoint) where the ignore mask (crowds, unlabelled people) allows.
 
     * ``heatmap_mse``, ``paf_mse``: mean squared error per unmasked cell and channel (the training
       loss, per element), over all images;
@@ -306,63 +305,85 @@ def map_scores(maps_fn, split, image_ids, skeleton=None, peak_threshold: float =
     * keypoint ``precision``: share of peaks (outside ignored regions) within that distance of a
       labelled part of the same channel; ``f1``; ``peaks_per_image``.
 
-    Returns:
-        ``{"heatmap_mse", "paf_mse", "recall", "precision", "f1", "peaks_per_image", "images"}``.
+    Usage: ``t = scorer.targets(anns, image_shape, maps)`` once per image (it depends only on the
+    annotations and the map grid, so several models of the same image share it), then
+    ``scorer.add(maps, t)`` per model; :meth:`result` gives the scores.
     """
-    from tqdm import tqdm
 
-    from .codec import cell_centres, encode_targets, find_peaks
-    from .coco import ignore_mask, keypoints_array
-    from .skeleton import DEFAULT_SKELETON
-    sk = skeleton or DEFAULT_SKELETON
-    P = sk.num_parts
-    se_h = se_p = n_h = n_p = 0.0
-    hits = parts_total = good_peaks = peaks_total = 0
-    for i in tqdm(image_ids, desc=name, disable=not progress, leave=False):
-        img = split.read(i)
-        H, W = img.shape[:2]
-        heat, paf, stride = maps_fn(img)
+    def __init__(self, skeleton=None, peak_threshold: float = 0.1, alpha: float = 0.1):
+        from .skeleton import DEFAULT_SKELETON
+        self.skeleton = skeleton or DEFAULT_SKELETON
+        self.peak_threshold, self.alpha = peak_threshold, alpha
+        self.se_h = self.se_p = self.n_h = self.n_p = 0.0
+        self.hits = self.parts_total = self.good_peaks = self.peaks_total = self.images = 0
+
+    def targets(self, anns: list[dict], image_shape, maps) -> dict:
+        """Targets of one image: heatmaps, PAFs and the ignore mask at the cells of ``maps``, the
+        ignore mask in image pixels, the parts ``(N, P, 3)`` (image px) and the match radii ``(N,)``."""
+        from .coco import ignore_mask, keypoints_array
+        from .codec import cell_centres, encode_targets
+        heat, _, stride = maps
+        H, W = image_shape[:2]
         h, w = heat.shape[:2]
         s = 8.0 / stride
-        anns = [a for a in split.anns_by_image.get(i, [])]
         people = [a for a in anns if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
-        parts = sk.keypoints_to_parts(keypoints_array(people)) if people else np.zeros((0, P, 3), np.float32)
+        parts = self.skeleton.keypoints_to_parts(keypoints_array(people))
         pr = parts.copy()
-        pr[..., :2] = (parts[..., :2] + 0.5) * s - 0.5                       # image px -> resized px
-        th, tp = encode_targets(pr, (h, w), sk, stride=8)
-        # ignore mask sampled at the cell centres (image px)
+        pr[..., :2] = (parts[..., :2] + 0.5) * s - 0.5                      # image px -> resized px
+        th, tp = encode_targets(pr, (h, w), self.skeleton, stride=8)
         m = ignore_mask(anns, H, W)
         ys = np.clip(np.rint((cell_centres(h, 8) + 0.5) / s - 0.5), 0, H - 1).astype(int)
         xs = np.clip(np.rint((cell_centres(w, 8) + 0.5) / s - 0.5), 0, W - 1).astype(int)
-        mc = m[np.ix_(ys, xs)].astype(np.float64)[..., None]
-        se_h += float((mc * (heat - th) ** 2).sum())
-        se_p += float((mc * (paf - tp) ** 2).sum())
-        n_h += float(mc.sum()) * heat.shape[2]
-        n_p += float(mc.sum()) * paf.shape[2]
-        # keypoint detection, before grouping
-        ps, fx, fy, _ = find_peaks(heat[..., :P], peak_threshold)
+        radius = np.array([self.alpha * max(a["bbox"][2], a["bbox"][3]) for a in people], np.float64)
+        return {"heat": th, "paf": tp, "mask_cells": m[np.ix_(ys, xs)].astype(np.float64)[..., None],
+                "mask": m, "parts": parts, "radius": radius}
+
+    def add(self, maps, t: dict) -> None:
+        """Accumulate one model's maps of one image against that image's :meth:`targets`."""
+        from .codec import find_peaks
+        heat, paf, stride = maps
+        mc = t["mask_cells"]
+        self.se_h += float((mc * (heat - t["heat"]) ** 2).sum())
+        self.se_p += float((mc * (paf - t["paf"]) ** 2).sum())
+        self.n_h += float(mc.sum()) * heat.shape[2]
+        self.n_p += float(mc.sum()) * paf.shape[2]
+        # keypoint detection, before grouping: every peak against every labelled part of its channel
+        P = self.skeleton.num_parts
+        ps, fx, fy, _ = find_peaks(heat[..., :P], self.peak_threshold)
         px, py = (fx + 0.5) * stride - 0.5, (fy + 0.5) * stride - 0.5
+        m = t["mask"]
+        H, W = m.shape
         keep = m[np.clip(np.rint(py).astype(int), 0, H - 1), np.clip(np.rint(px).astype(int), 0, W - 1)] > 0
-        radius = np.array([alpha * max(a["bbox"][2], a["bbox"][3]) for a in people], np.float64)
-        matched_peak = np.zeros(len(ps), bool)
-        for k in range(len(people)):
-            for p in range(P):
-                if parts[k, p, 2] <= 0:
-                    continue
-                parts_total += 1
-                sel = ps == p
-                if not sel.any():
-                    continue
-                d = np.hypot(px[sel] - parts[k, p, 0], py[sel] - parts[k, p, 1])
-                near = d <= radius[k]
-                if near.any():
-                    hits += 1
-                    matched_peak[np.nonzero(sel)[0][near]] = True
-        peaks_total += int(keep.sum())
-        good_peaks += int((matched_peak & keep).sum())
-    rec = hits / parts_total if parts_total else float("nan")
-    prec = good_peaks / peaks_total if peaks_total else 0.0
-    f1 = 2 * rec * prec / (rec + prec) if (rec + prec) > 0 else 0.0
-    return {"heatmap_mse": se_h / max(n_h, 1), "paf_mse": se_p / max(n_p, 1), "recall": rec,
-            "precision": prec, "f1": f1, "peaks_per_image": peaks_total / max(len(image_ids), 1),
-            "images": len(image_ids)}
+        parts = t["parts"]                                                   # (N, P, 3)
+        labelled = parts[..., 2] > 0
+        g = parts[:, ps]                                                     # (N, n, 3): the peak's part
+        near = (np.hypot(px - g[..., 0], py - g[..., 1]) <= t["radius"][:, None]) & (g[..., 2] > 0)  # (N, n)
+        found = np.zeros_like(labelled)
+        np.logical_or.at(found, (slice(None), ps), near)
+        self.hits += int((found & labelled).sum())
+        self.parts_total += int(labelled.sum())
+        self.peaks_total += int(keep.sum())
+        self.good_peaks += int((near.any(0) & keep).sum())
+        self.images += 1
+
+    def result(self) -> dict:
+        """``{"heatmap_mse", "paf_mse", "recall", "precision", "f1", "peaks_per_image", "images"}``."""
+        rec = self.hits / self.parts_total if self.parts_total else float("nan")
+        prec = self.good_peaks / self.peaks_total if self.peaks_total else 0.0
+        f1 = 2 * rec * prec / (rec + prec) if (rec + prec) > 0 else 0.0
+        return {"heatmap_mse": self.se_h / max(self.n_h, 1), "paf_mse": self.se_p / max(self.n_p, 1),
+                "recall": rec, "precision": prec, "f1": f1,
+                "peaks_per_image": self.peaks_total / max(self.images, 1), "images": self.images}
+
+
+def map_scores(maps_fn, split, image_ids, skeleton=None, peak_threshold: float = 0.1, alpha: float = 0.1,
+               progress: bool = True, name: str = "maps") -> dict:
+    """:class:`MapScorer` scores of ``maps_fn(image) -> (heatmaps, pafs, stride)`` over ``image_ids``
+    of ``split``; returns :meth:`MapScorer.result`."""
+    from tqdm import tqdm
+    scorer = MapScorer(skeleton, peak_threshold, alpha)
+    for i in tqdm(image_ids, desc=name, disable=not progress, leave=False):
+        img = split.read(i)
+        maps = maps_fn(img)
+        scorer.add(maps, scorer.targets(split.anns_by_image.get(i, []), img.shape, maps))
+    return scorer.result()

@@ -33,11 +33,13 @@ def run_quickstart(config_path, out_dir) -> dict:
     """Run the quickstart described by ``config_path`` into ``out_dir``; returns the summary."""
     from dataclasses import replace
 
+    from tqdm import tqdm
+
     from .classifier import train_classifier
-    from .codec import DecodeOptions
     from .coco import CocoSplit, make_domain_test_set, write_json_atomic
+    from .codec import DecodeOptions
     from .domains import EXPERT_DOMAINS
-    from .evaluate import evaluate_predictor, map_scores
+    from .evaluate import MapScorer, evaluate_predictor
     from .inference import InferenceOptions, PoseEstimator, load_network
     from .store import build_store, write_masks
     from .train import train_expert
@@ -133,29 +135,28 @@ def run_quickstart(config_path, out_dir) -> dict:
 
     # AP is zero for networks this weak, so the maps themselves are scored too (before grouping):
     # keypoint F1 of the heatmap peaks and the heatmap / PAF error against the training targets.
+    # One pass per image: each expert runs once, route and fuse are made from its maps.
     maps, routed = {}, {}
+    names = {**{d: d for d in EXPERT_DOMAINS}, "route": "ensemble", "fuse": "ensemble_fuse"}
     for dom, sp in splits.items():
-        for model_name, maps_fn in [*((d, e.maps) for d, e in experts.items()),
-                                    ("ensemble", ens.route_maps), ("ensemble_fuse", ens.fuse_maps)]:
-            f = results / f"maps-{sp.split}-{model_name}.json"
-            if f.exists():
-                rec = json.loads(f.read_text())
-            else:
-                choices = []
-
-                def fn(img, maps_fn=maps_fn, choices=choices):
-                    r = maps_fn(img)
-                    if maps_fn == ens.route_maps:
-                        choices.append(ens.last["domain"])
-                    return r
-                rec = map_scores(fn, sp, sp.image_ids, peak_threshold=dec.peak_threshold, progress=True,
-                                 name=f"maps {sp.split} {model_name}")
-                if choices:
-                    rec["routed_to"] = {d: choices.count(d) / len(choices) for d in EXPERT_DOMAINS}
-                write_json_atomic(rec, f)
-            maps.setdefault(model_name, {})[dom] = rec
-            if "routed_to" in rec:
-                routed[dom] = rec["routed_to"]
+        f = results / f"maps-{sp.split}.json"
+        if not f.exists():
+            scorers = {n: MapScorer(peak_threshold=dec.peak_threshold) for n in names.values()}
+            choices = []
+            for i in tqdm(sp.image_ids, desc=f"maps {sp.split}", leave=False):
+                img = sp.read(i)
+                every = ens.every_maps(img)
+                choices.append(ens.last["domain"])
+                t = scorers["ensemble"].targets(sp.anns_by_image[i], img.shape, every["route"])
+                for k, m in every.items():
+                    scorers[names[k]].add(m, t)
+            rec = {"scores": {n: s.result() for n, s in scorers.items()},
+                   "routed_to": {d: choices.count(d) / len(choices) for d in EXPERT_DOMAINS}}
+            write_json_atomic(rec, f)
+        rec = json.loads(f.read_text())
+        for n, r in rec["scores"].items():
+            maps.setdefault(n, {})[dom] = r
+        routed[dom] = rec["routed_to"]
         print(f"  {dom}: keypoint F1 " + ", ".join(f"{m} {maps[m][dom]['f1']:.3f}" for m in maps)
               + "; routed to " + ", ".join(f"{d} {v:.0%}" for d, v in routed[dom].items()))
 

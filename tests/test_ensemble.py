@@ -64,3 +64,13 @@ def test_fuse_temperature_flattens_the_weights():
     assert heat[0, 0, 0] == pytest.approx(float(w @ [1, 2, 4] / w.sum()))
     with pytest.raises(DataError, match="fuse-temperature"):
         Ensemble(experts, None, fuse_temperature=0)
+
+
+def test_every_maps_runs_each_expert_once_and_matches_route_and_fuse():
+    ens, ex = _ensemble((0.25, 0.75, 0.0))
+    img = np.zeros((32, 40, 3), np.uint8)
+    every = ens.every_maps(img)
+    assert [e.calls for e in ex.values()] == [1, 1, 1]
+    assert set(every) == {"normal", "dark", "motion_blur", "route", "fuse"}
+    assert np.array_equal(every["route"][0], ens.route_maps(img)[0])
+    assert np.allclose(every["fuse"][0], ens.fuse_maps(img)[0]) and every["fuse"][0][0, 0, 0] == pytest.approx(1.75)
