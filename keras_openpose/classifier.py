@@ -32,8 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .coco import write_json_atomic
-from .domains import EXPERT_DOMAINS, TRAIN_STRENGTH_RANGE, apply_effect
+from .coco import read_image, write_json_atomic
+from .domains import EXPERT_DOMAINS, TRAIN_STRENGTH_RANGE, apply_effect, scale_brightness
 from .errors import DataError
 
 CLASSES = EXPERT_DOMAINS
@@ -279,16 +279,6 @@ def _split_files(files, val_fraction, rng):
     return [files[i] for i in sorted(perm[n_val:])], [files[i] for i in sorted(perm[:n_val])]
 
 
-def _read_images(files):
-    imgs = []
-    for p in files:
-        im = cv2.imread(str(p))
-        if im is None:
-            raise DataError(f"{p}: not a readable image")
-        imgs.append(im)
-    return imgs
-
-
 #: Exposure range of the ``normal`` class when training the statistics MLP: photos of the normal
 #: domain vary in exposure (auto-exposure, scene brightness), and without this the MLP learns from a
 #: few dozen photos that any image dimmer than them is ``dark``. The range stays clear of the dark
@@ -305,8 +295,7 @@ def _synthesize(images, rng, strengths_sets, exposure=None, dark_lights: float =
         for img in images:
             for c in range(len(CLASSES)):
                 if exposure is not None and CLASSES[c] == "normal":
-                    f = rng.uniform(*exposure)
-                    pairs.append((c, np.clip(np.rint(img.astype(np.float32) * f), 0, 255).astype(np.uint8)))
+                    pairs.append((c, scale_brightness(img, rng.uniform(*exposure))))
                 else:
                     pairs.append((c, _effect_sample(img, c, rng, s, dark_lights)))
     return pairs
@@ -350,7 +339,7 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     tr_files, val_files = _split_files(list_images(train_dir)[:max_images], val_fraction, rng)
-    train_imgs, val_imgs = _read_images(tr_files), _read_images(val_files)
+    train_imgs, val_imgs = [read_image(p) for p in tr_files], [read_image(p) for p in val_files]
     if not val_imgs:
         raise DataError(f"{train_dir}: too few images to hold some out for validation")
     val = [make_set(val_imgs, input_size, rng, s, crops_per_image=2) for s in VAL_STRENGTHS]
@@ -503,15 +492,17 @@ class DomainClassifier:
             self.fnet.eval()
         self.seconds = 0.0
 
-    def log_probabilities(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def log_probabilities(self, images: list[np.ndarray], cnn: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Both parts' log-probabilities ``(N, C)``: the CNN's (mean logits of a 2x2 grid of
-        native-resolution crops) and the statistics MLP's (zeros when absent)."""
+        native-resolution crops; zeros with ``cnn=False``, which skips it) and the statistics
+        MLP's (zeros when the checkpoint has none)."""
         torch = _torch()
+        n, C = len(images), len(self.classes)
+        lc, lf = np.zeros((n, C), np.float32), np.zeros((n, C), np.float32)
         with torch.no_grad():
-            x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size, 2) for im in images]))
-            logits = self.net(x).reshape(len(images), -1, len(self.classes)).mean(1)
-            lc = torch.log_softmax(logits, 1).numpy()
-            lf = np.zeros_like(lc)
+            if cnn:
+                x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size, 2) for im in images]))
+                lc = torch.log_softmax(self.net(x).reshape(n, -1, C).mean(1), 1).numpy()
             if self.fnet is not None:
                 f = np.stack([(global_features(im) - self.fmean) / self.fstd for im in images])
                 lf = torch.log_softmax(self.fnet(torch.from_numpy(f.astype(np.float32))), 1).numpy()
@@ -519,18 +510,12 @@ class DomainClassifier:
 
     def probabilities_batch(self, images: list[np.ndarray]) -> np.ndarray:
         """``(N, C)`` probabilities of BGR uint8 ``(H, W, 3)`` images, classes in ``self.classes`` order."""
-        torch = _torch()
         t0 = time.perf_counter()
-        with torch.no_grad():
-            logp = 0.0
-            if self.cnn_weight > 0 or self.fnet is None:
-                x = torch.from_numpy(np.concatenate([grid_crops(im, self.input_size, 2) for im in images]))
-                logits = self.net(x).reshape(len(images), -1, len(self.classes)).mean(1)
-                logp = (self.cnn_weight if self.fnet is not None else 1.0) * torch.log_softmax(logits, 1)
-            if self.fnet is not None:
-                f = np.stack([(global_features(im) - self.fmean) / self.fstd for im in images])
-                logp = logp + torch.log_softmax(self.fnet(torch.from_numpy(f.astype(np.float32))), 1)
-            p = torch.softmax(logp, 1).numpy()
+        w = self.cnn_weight if self.fnet is not None else 1.0
+        lc, lf = self.log_probabilities(images, cnn=w > 0)
+        logp = w * lc + lf
+        p = np.exp(logp - logp.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
         self.seconds += time.perf_counter() - t0
         return p
 

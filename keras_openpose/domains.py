@@ -37,11 +37,18 @@ def effect_from_flag(effect: str) -> str:
     return name
 
 
+def scale_brightness(img: np.ndarray, factor: float) -> np.ndarray:
+    """Brightness x ``factor`` (> 0), rounded and clipped to uint8."""
+    if not factor > 0.0:
+        raise ValueError(f"brightness factor must be > 0, got {factor}")
+    return np.clip(np.rint(img.astype(np.float32) * factor), 0, 255).astype(np.uint8)
+
+
 def darken(img: np.ndarray, factor: float = 0.5) -> np.ndarray:
     """Brightness x ``factor`` (0 < factor <= 1), rounded to uint8."""
     if not 0.0 < factor <= 1.0:
         raise ValueError(f"dark factor must be in (0, 1], got {factor}")
-    return np.clip(np.rint(img.astype(np.float32) * factor), 0, 255).astype(np.uint8)
+    return scale_brightness(img, factor)
 
 
 def motion_kernel(length: float = 30.0, angle: float = 0.0) -> np.ndarray:
