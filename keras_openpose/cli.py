@@ -137,6 +137,7 @@ def make_test_domains(argv=None):
 # ------------------------------------------------------------------------------------------
 
 def _publish(model_path: Path, models_dir: Path, domain: str, extra: dict):
+    from .coco import write_json_atomic
     models_dir.mkdir(parents=True, exist_ok=True)
     dst = models_dir / f"pose_{domain}.keras"
     tmp = dst.with_name(dst.name + ".tmp")
@@ -145,9 +146,7 @@ def _publish(model_path: Path, models_dir: Path, domain: str, extra: dict):
     man_path = models_dir / "manifest.json"
     man = json.loads(man_path.read_text()) if man_path.exists() else {}
     man[f"pose_{domain}"] = {"file": dst.name, **extra}
-    tmp = man_path.with_name("manifest.json.tmp")
-    tmp.write_text(json.dumps(man, indent=1))
-    os.replace(tmp, man_path)
+    write_json_atomic(man, man_path)
     return dst
 
 

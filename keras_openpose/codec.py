@@ -216,8 +216,9 @@ def _bilinear(field: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=16)
 def _limb_order(skeleton: Skeleton):
     """Limbs in breadth-first order from the most connected part (computed once per skeleton);
-    ``starts[i]`` says whether limb ``i`` may start a new person (False for limbs that close a cycle, e.g. shoulder->ear in CMU's
-    grouping, which only add parts to people found through the tree)."""
+    ``starts[i]`` says whether limb ``i`` may start a new person (False for limbs that close a
+    cycle, e.g. shoulder->ear in CMU's grouping, which only add parts to people found through the
+    tree)."""
     P = skeleton.num_parts
     deg = np.zeros(P, int)
     for a, b in skeleton.limbs:

@@ -25,6 +25,7 @@ from pathlib import Path
 import keras
 from keras import ops
 
+from .coco import write_json_atomic
 from .config import TrainConfig, save_yaml, to_dict
 from .errors import DataError
 
@@ -94,10 +95,8 @@ class _AtomicCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         save_model_atomic(self.model, self.run_dir / "checkpoint.keras")
-        st = self.run_dir / "state.json.tmp"
-        st.write_text(json.dumps({"epoch": epoch + 1, "step": (epoch + 1) * self.spe,
-                                  "loss": float((logs or {}).get("loss", float("nan")))}))
-        os.replace(st, self.run_dir / "state.json")
+        write_json_atomic({"epoch": epoch + 1, "step": (epoch + 1) * self.spe,
+                           "loss": float((logs or {}).get("loss", float("nan")))}, self.run_dir / "state.json")
 
 
 def set_precision(precision: str) -> None:
@@ -229,8 +228,8 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
         if any(not np.isfinite(v) for v in hist.history.get("loss", [])):
             raise DataError(f"{run_dir}: training diverged (loss is NaN); lower the learning rate")
     final = save_model_atomic(model, run_dir / "model.keras")
-    (run_dir / "model.json").write_text(json.dumps({"config": get_config(cfg.model).__dict__,
-                                                    "effect": cfg.effect, "steps": total_epochs * cfg.steps_per_epoch}))
+    write_json_atomic({"config": get_config(cfg.model).__dict__, "effect": cfg.effect,
+                       "steps": total_epochs * cfg.steps_per_epoch}, run_dir / "model.json")
     for st in stores:
         st.close()
     return final
