@@ -534,23 +534,25 @@ def predict(argv=None):
         raise DataError("give --weights (one expert) or --models-dir (ensemble)")
     opts = _inference_options(a)
     if a.weights:
-        est = PoseEstimator.from_weights(a.weights, opts)
-        fn = est.estimate
+        experts = [PoseEstimator.from_weights(a.weights, opts)]
+        maps_fn = experts[0].maps
     else:
         ens = load_ensemble(a.models_dir, opts)
-        est = next(iter(ens.experts.values()))
-        fn = ens.predictor(a.mode)
+        experts = list(ens.experts.values())
+        maps_fn = ens.predictor(a.mode, maps=True)
+    decoder = experts[0]  # the experts share one decoder configuration
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    results, video = [], None
+    results, video, frames = [], None, 0
     is_video = a.input.isdigit() or a.input.lower().endswith(VIDEO_EXT)
     for k, (name, frame) in enumerate(_frames(a.input)):
         if a.max_frames is not None and k >= a.max_frames:
             break
-        people = fn(frame)
+        heat, paf, stride = maps_fn(frame)  # one network pass serves both the people and the panels
+        people = decoder.decode(heat, paf, stride, frame.shape[:2])
+        frames += 1
         vis = draw_poses(frame, people, show_names=a.show_kpt_name)
         if a.show_maps:
-            heat, paf, _ = est.maps(frame)
             vis = np.concatenate([vis, map_panel(frame, heat, paf)[:, frame.shape[1]:]], 1)
         results += [{"image_id": name, "category_id": 1, **q} for q in people]
         if is_video:
@@ -563,10 +565,11 @@ def predict(argv=None):
     if video is not None:
         video.release()
     write_json_atomic(results, out / "poses.json")
-    t = est.timing
-    n = max(t["images"], 1)
-    print(f"{out}: {len(results)} people in {n} frames; network {1000 * t['network_s'] / n:.0f} ms, "
-          f"decode {1000 * t['decode_s'] / n:.1f} ms per frame")
+    n = max(frames, 1)
+    network_s = sum(e.timing["network_s"] for e in experts)
+    decode_s = sum(e.timing["decode_s"] for e in experts)
+    print(f"{out}: {len(results)} people in {frames} frames; network {1000 * network_s / n:.0f} ms, "
+          f"decode {1000 * decode_s / n:.1f} ms per frame")
 
 
 def convert_weights(argv=None):
