@@ -232,7 +232,7 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
     for img, lists in sorted(by_img.items()):
         if gt_data is not None:
             groups = defaultdict(lambda: [None] * len(experts))
-            gts = [a for a in gt_anns_by_img.get(img, [])]
+            gts = gt_anns_by_img.get(img, [])
             for e, name in enumerate(experts):
                 ids = ([matches[name].get(d.get("id"), 0) for d in lists[e]] if matches is not None
                        else match_by_oks(lists[e], gts, gt_min_oks))
