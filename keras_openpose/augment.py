@@ -19,7 +19,7 @@ import numpy as np
 
 from .config import AugmentConfig
 from .domains import random_effect
-from .skeleton import DEFAULT_SKELETON, Skeleton
+from .codec import PafCodec
 
 
 @dataclass
@@ -64,19 +64,22 @@ def transform_points(points: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 def augment_sample(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray, centre, person_height: float,
-                   rng: np.random.Generator, cfg: AugmentConfig, domain: str = "normal", train: bool = True,
-                   skeleton: Skeleton = DEFAULT_SKELETON):
-    """Warp one sample and convert its people to the skeleton's parts in crop pixels.
+                   rng: np.random.Generator, cfg: AugmentConfig, codec: PafCodec, domain: str = "normal",
+                   train: bool = True):
+    """Warp one sample and convert its people to the codec skeleton's parts in crop pixels.
 
     Args:
         image: ``uint8 (H, W, 3)`` BGR source.
         mask: ``uint8 (H, W)`` ignore mask (1 = loss used).
-        keypoints: ``(N, K, 3)`` all people of the image, source pixels, COCO ``v``.
+        keypoints: ``(N, K, 3)`` all people of the image, source pixels, COCO ``v``, in the
+            skeleton's keypoint order.
+        codec: the map codec (skeleton: parts and flip pairs; stride: the mask's grid).
         centre: ``(x, y)`` of the main person (source pixels); ``person_height``: its bbox height.
         domain: effect applied to the source before the warp (random strength when training and
             ``cfg.randomize_effect``).
     Returns:
-        ``(crop uint8 (c, c, 3), map_mask float32 (c/stride, c/stride), parts (N, P, 3) crop pixels)``;
+        ``(crop uint8 (c, c, 3), map_mask float32 (g, g), parts (N, P, 3) crop pixels)`` with
+        ``g = codec.map_shape((c, c))``;
         the mask is warped with nearest-neighbour (outside the image = 1), area-averaged to the
         map grid and re-binarised at 0.5.
     """
@@ -89,8 +92,9 @@ def augment_sample(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray, c
     crop = cv2.warpAffine(image, m, (c, c), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
                           borderValue=(128, 128, 128))
     mk = cv2.warpAffine(mask, m, (c, c), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
-    g = c // cfg.stride
-    mk = (cv2.resize(mk.astype(np.float32), (g, g), interpolation=cv2.INTER_AREA) >= 0.5).astype(np.float32)
+    gh, gw = codec.map_shape((c, c))
+    mk = (cv2.resize(mk.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA) >= 0.5).astype(np.float32)
+    skeleton = codec.skeleton
     parts = skeleton.keypoints_to_parts(keypoints)
     parts[..., :2] = transform_points(parts[..., :2], m)
     if p.flip:

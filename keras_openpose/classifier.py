@@ -32,7 +32,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .coco import read_image, write_json_atomic
+from .coco import read_image
+from .files import atomic_path, write_json_atomic
 from .domains import EXPERT_DOMAINS, TRAIN_STRENGTH_RANGE, apply_effect, scale_brightness
 from .errors import DataError
 
@@ -400,9 +401,8 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
     Xa, ya = statistics(val_imgs)
     fnet, mu, sd = _fit_feature_net(np.concatenate([Xf, Xa]), np.concatenate([yf, ya]))
     ck.update({"feature_state_dict": fnet.state_dict(), "feature_mean": mu.tolist(), "feature_std": sd.tolist()})
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(ck, tmp)
     log = {"val_accuracy": selection[cnn_weight], "cnn_weight": cnn_weight, "mlp_refit_on_all_train": True,
            "dark_lights": dark_lights,
            "cnn_weight_selection": {str(w): a for w, a in selection.items()},

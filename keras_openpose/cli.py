@@ -1,23 +1,24 @@
-"""Command-line entry points. Every user-facing script is a thin wrapper around one function here:
-parse arguments, call the package, print a short result. Bad input ends with one line
+"""Command-line parsing. Every user-facing script is a thin wrapper around one function here: parse
+arguments, call the package, print a short result. Bad input ends with one line
 ``error: <file>: <problem>`` and exit status 2, never a traceback.
+
+Every command takes ``--experiment FILE`` (a YAML :class:`~keras_openpose.config.ExperimentConfig`)
+whose values the flags override; every command that decodes takes the decoder options
+(``--peak-threshold``, ``--min-parts``, ...), which otherwise come from the model file.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import os
-import shutil
 import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-
 from .errors import DataError  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
+from .config import PROJECT_ROOT  # noqa: E402  (script defaults: dataset/, models/, eval/results)
 
 
 def str2bool(v) -> bool:
@@ -34,9 +35,13 @@ def str2bool(v) -> bool:
 
 
 def _parser(prog, description, examples):
-    return argparse.ArgumentParser(prog=prog, description=description,
-                                   epilog="examples:\n" + "\n".join("  " + e for e in examples),
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog=prog, description=description,
+                                epilog="examples:\n" + "\n".join("  " + e for e in examples),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--experiment", default=None,
+                   help="YAML experiment file (configs/*.yaml: data, skeleton, model, codec, decode, train, "
+                        "finetune, classifier, inference); flags override it")
+    return p
 
 
 def run(fn, argv=None):
@@ -52,6 +57,95 @@ def run(fn, argv=None):
 
 
 # ------------------------------------------------------------------------------------------
+# shared arguments
+# ------------------------------------------------------------------------------------------
+
+def _experiment(a):
+    from .config import ExperimentConfig
+    return ExperimentConfig.from_yaml(a.experiment)
+
+
+def _data_args(p, split_flag="--split", required_split=False):
+    p.add_argument("--coco-root", default=None, help="COCO root with annotations/ and <split>/ (default: the "
+                   "experiment's data.coco_root, else dataset/)")
+    p.add_argument(split_flag, dest="split", default=None, required=required_split,
+                   help="split name, e.g. train2017, val2014" + ("" if required_split else " (default: the experiment's)"))
+    p.add_argument("--annotations", default=None, help="any COCO-format keypoint JSON (instead of the COCO root layout)")
+    p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
+
+
+def _path(p) -> Path:
+    """A path from a flag or an experiment file: as given when it exists, else under the project."""
+    p = Path(p)
+    return p if p.is_absolute() or p.exists() else PROJECT_ROOT / p
+
+
+def _split(a, exp, which: str = "train"):
+    """The :class:`~keras_openpose.coco.CocoSplit` named by the data flags, else by the experiment."""
+    from .coco import CocoSplit
+    d = exp.data
+    ann = a.annotations or getattr(d, f"{which}_annotations")
+    images = a.images or getattr(d, f"{which}_images")
+    if ann:
+        ann = _path(ann)
+        return CocoSplit(ann.parent, a.split or ann.stem, ann, _path(images) if images else ann.parent)
+    root = _path(a.coco_root or d.coco_root)
+    return CocoSplit(root, a.split or getattr(d, f"{which}_split"), None, _path(images) if images else None)
+
+
+_DECODE_HELP = {"peak_threshold": "minimum heatmap value of a keypoint candidate",
+                "smooth_sigma": "Gaussian smoothing of the heatmaps before NMS (cells)",
+                "refine": "sub-pixel peak refinement (True/False)",
+                "paf_samples": "points sampled along each candidate limb",
+                "paf_threshold": "PAF projection a sample needs to support a limb",
+                "paf_min_fraction": "share of supporting samples a limb needs",
+                "length_prior": "penalise limbs longer than half the image height (True/False)",
+                "min_parts": "people with fewer parts are dropped",
+                "min_mean_score": "people with a lower mean part+limb score are dropped"}
+
+
+def _decode_args(p):
+    from .codec import DecodeOptions
+    g = p.add_argument_group("decoder (default: the model's own options, then the experiment's decode section)")
+    for f in dataclasses.fields(DecodeOptions):
+        kind = str2bool if f.type in (bool, "bool") else (int if f.type in (int, "int") else float)
+        g.add_argument("--" + f.name.replace("_", "-"), dest="decode_" + f.name, type=kind, default=None,
+                       help=f"{_DECODE_HELP.get(f.name, '')} (default {f.default})")
+
+
+def _decode_overrides(a) -> dict:
+    """Decoder options set explicitly: the experiment file's ``decode`` keys, then the flags."""
+    from .codec import decode_options
+    out = {}
+    if a.experiment:
+        from .config import load_yaml
+        raw = load_yaml(a.experiment).get("decode") or {}
+        decode_options(raw, f"{a.experiment}:decode")  # unknown keys -> DataError
+        out.update(raw)
+    out.update({k[len("decode_"):]: v for k, v in vars(a).items() if k.startswith("decode_") and v is not None})
+    return out
+
+
+def _inference_args(p):
+    p.add_argument("--scales", default=None, help="comma-separated multiples of the box, e.g. 0.5,1,1.5,2 (default 1)")
+    p.add_argument("--flip", type=str2bool, default=None, help="average with the mirrored image (True/False)")
+    p.add_argument("--box-size", type=int, default=None, help="input height in pixels before scales (default 368)")
+
+
+def _inference_options(a, exp):
+    o = exp.inference
+    scales = o.scales
+    if a.scales is not None:
+        try:
+            scales = tuple(float(s) for s in str(a.scales).split(","))
+        except ValueError:
+            raise DataError(f"--scales {a.scales!r}: expected numbers like 0.5,1,1.5,2") from None
+    from .config import InferenceOptions
+    return InferenceOptions(box_size=a.box_size or o.box_size, scales=scales,
+                            flip=o.flip if a.flip is None else a.flip)
+
+
+# ------------------------------------------------------------------------------------------
 # dataset / training data
 # ------------------------------------------------------------------------------------------
 
@@ -60,42 +154,34 @@ def generate_masks(argv=None):
                 "Write the ignore mask of every image of a COCO split (mask_miss_<id>.png; 255 = loss "
                 "used, 0 = crowd regions and people without keypoints). Resumable.",
                 ["python training/generate_masks_coco2014.py --coco-root dataset/sample --split train2017 --out runs/masks_train2017",
-                 "python training/generate_masks_coco2014.py --coco-root dataset --split train2014 --out dataset/trainmask2014"])
-    p.add_argument("--coco-root", required=True, help="COCO root with annotations/ and <split>/")
-    p.add_argument("--split", required=True, help="e.g. train2014, val2014, train2017")
+                 "python training/generate_masks_coco2014.py --annotations ../shared/data/keypoints/aic/test_aic.json --out runs/masks_aic"])
+    _data_args(p)
     p.add_argument("--out", required=True, help="output folder of PNG masks")
     a = p.parse_args(argv)
-    from .coco import CocoSplit
     from .store import write_masks
-    split = CocoSplit(a.coco_root, a.split)
+    split = _split(a, _experiment(a))
     n = write_masks(split, a.out, progress=True)
-    print(f"{a.out}: {n} masks written ({len(split.image_ids)} images in {a.split})")
+    print(f"{a.out}: {n} masks written ({len(split.image_ids)} images in {split.split})")
 
 
 def generate_hdf5(argv=None):
     p = _parser("generate_hdf5_coco2014.py",
-                "Build the compact training store of a COCO split: original JPEG bytes, ignore mask "
-                "(PNG), people arrays and main people, once per image for every domain. Parallel, "
-                "atomic, resumable (re-run the same command after an interruption).",
+                "Build the compact training store of a COCO-format split (any skeleton): original JPEG "
+                "bytes, ignore mask (PNG), people arrays and main people, once per image for every domain. "
+                "Parallel, atomic, resumable (re-run the same command after an interruption).",
                 ["python training/generate_hdf5_coco2014.py --coco-root dataset/sample --split train2017 --out runs/train2017.h5",
-                 "python training/generate_hdf5_coco2014.py --coco-root dataset --split val2014 --out dataset/val2014_train.h5 --exclude-list cmu1k"])
-    p.add_argument("--coco-root", required=True)
-    p.add_argument("--split", required=True)
+                 "python training/generate_hdf5_coco2014.py --coco-root dataset --split val2014 --out dataset/val2014_train.h5 --exclude-list cmu1k",
+                 "python training/generate_hdf5_coco2014.py --annotations ../shared/data/keypoints/onehand10k/test_onehand10k.json --out runs/hands.h5"])
+    _data_args(p)
     p.add_argument("--out", required=True, help="output .h5")
     p.add_argument("--masks", help="folder from generate_masks_coco2014.py (else masks are computed here)")
     p.add_argument("--exclude-list", help="test list never stored: cmu1k, random1k, or an id file")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     a = p.parse_args(argv)
-    from .coco import CocoSplit, cmu_val2014_1k, random_test_list, read_id_list
+    from .coco import resolve_test_list
     from .store import build_store
-    split = CocoSplit(a.coco_root, a.split)
-    exclude = []
-    if a.exclude_list == "cmu1k":
-        exclude = cmu_val2014_1k()
-    elif a.exclude_list == "random1k":
-        exclude = random_test_list(split, 1000, 0)
-    elif a.exclude_list:
-        exclude = read_id_list(a.exclude_list)
+    split = _split(a, _experiment(a))
+    exclude = resolve_test_list(a.exclude_list, split) if a.exclude_list else []
     r = build_store(split, a.out, exclude_ids=exclude, mask_dir=a.masks, workers=a.workers)
     ratio = r["bytes"] / max(r["jpeg_bytes"], 1)
     print(f"{r['path']}: {r['images']} images, {r['people']} people, {r['main_people']} main people, "
@@ -110,11 +196,11 @@ def make_test_domains(argv=None):
                 "splits with correct annotations (half resolution rescales keypoints, bbox, area, "
                 "segmentation, width/height).",
                 ["python dataset/make_test_domains.py --coco-root dataset/sample --split val2017 --out runs/test",
-                 "python dataset/make_test_domains.py --coco-root dataset --split val2014 --test-list cmu1k --tag _cmu1k --out dataset"])
-    p.add_argument("--coco-root", required=True)
-    p.add_argument("--split", required=True)
+                 "python dataset/make_test_domains.py --coco-root dataset --split val2014 --test-list cmu1k --tag _cmu1k --out dataset",
+                 "python dataset/make_test_domains.py --annotations ../shared/data/keypoints/aic/test_aic.json --domains dark --out runs/aic_test"])
+    _data_args(p)
     p.add_argument("--out", required=True, help="root to write <split><tag>_<domain>/ and annotations/")
-    p.add_argument("--domains", default="normal,dark,motion_blur,resolution")
+    p.add_argument("--domains", default=None, help="comma-separated (default: the experiment's, normal,dark,motion_blur,resolution)")
     p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
     p.add_argument("--tag", default="", help="inserted after the split name, e.g. _random1k")
     p.add_argument("--seed", type=int, default=0, help="seed of the random1k list")
@@ -122,47 +208,70 @@ def make_test_domains(argv=None):
     p.add_argument("--blur-length", type=float, default=None, help="motion blur length, source px (default 30)")
     p.add_argument("--resolution-factor", type=float, default=None, help="down-scaling factor (default 0.5)")
     a = p.parse_args(argv)
-    from .coco import CocoSplit, make_domain_test_set, resolve_test_list
-    split = CocoSplit(a.coco_root, a.split)
+    from .coco import make_domain_test_set, resolve_test_list
+    exp = _experiment(a)
+    split = _split(a, exp, "test")
     ids = resolve_test_list(a.test_list, split, a.seed)
     strength = {"dark": a.dark_factor, "motion_blur": a.blur_length, "resolution": a.resolution_factor}
-    for d in a.domains.split(","):
+    for d in (a.domains.split(",") if a.domains else exp.data.test_domains):
         d = d.strip()
         s = make_domain_test_set(split, d, a.out, ids, strength=strength.get(d), tag=a.tag, progress=True)
         print(f"{s.image_dir}: {len(s.images)} images, {len(s.data['annotations'])} annotations")
+
+
+def check_coco(argv=None):
+    p = _parser("check_coco.py", "Check a COCO root (or one COCO-format annotation file): schema, image files "
+                "present and readable at the annotated size. Reports problems with counts (exit 1 if any).",
+                ["python dataset/check_coco.py --coco-root dataset/sample",
+                 "python dataset/check_coco.py --coco-root dataset --splits train2014,val2014 --no-read",
+                 "python dataset/check_coco.py --annotations ../shared/data/keypoints/ap10k/test_ap10k.json"])
+    p.add_argument("--coco-root", default=None)
+    p.add_argument("--splits", default=None, help="comma-separated (default: every annotation file)")
+    p.add_argument("--annotations", default=None, help="one COCO-format JSON instead of a root")
+    p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
+    p.add_argument("--no-read", action="store_true", help="only check that files exist (fast)")
+    a = p.parse_args(argv)
+    from .coco import check_root, check_split
+    if a.annotations:
+        ann = Path(a.annotations)
+        rep = {ann.stem: check_split(ann, Path(a.images) if a.images else ann.parent, not a.no_read)}
+    elif a.coco_root:
+        rep = check_root(a.coco_root, a.splits.split(",") if a.splits else None, read_images=not a.no_read)
+    else:
+        raise DataError("give --coco-root or --annotations")
+    bad = 0
+    for split, r in rep.items():
+        problems = r["missing"] + r["unreadable"] + r["size_mismatch"] + r["orphan_annotations"] + (1 if r["errors"] and not r["images"] else 0)
+        bad += problems
+        print(f"{split}: {r['images']} images, {r['annotations']} annotations ({r['people_with_keypoints']} people "
+              f"with keypoints); missing {r['missing']}, unreadable {r['unreadable']}, size mismatch "
+              f"{r['size_mismatch']}, orphan annotations {r['orphan_annotations']}")
+        for e in r["errors"]:
+            print("  ", e)
+    if bad:
+        sys.exit(1)
 
 
 # ------------------------------------------------------------------------------------------
 # training
 # ------------------------------------------------------------------------------------------
 
-def _publish(model_path: Path, models_dir: Path, domain: str, extra: dict):
-    from .coco import write_json_atomic
-    models_dir.mkdir(parents=True, exist_ok=True)
-    dst = models_dir / f"pose_{domain}.keras"
-    tmp = dst.with_name(dst.name + ".tmp")
-    shutil.copyfile(model_path, tmp)
-    os.replace(tmp, dst)
-    man_path = models_dir / "manifest.json"
-    man = json.loads(man_path.read_text()) if man_path.exists() else {}
-    man[f"pose_{domain}"] = {"file": dst.name, **extra}
-    write_json_atomic(man, man_path)
-    return dst
-
-
 def train_pose(argv=None):
     p = _parser("train_pose.py",
-                "Train one CPM/PAF expert. The domain effect is applied on the fly to the shared store. "
-                "Checkpoints every epoch; re-running the same command resumes exactly.",
+                "Train one CPM/PAF expert on any COCO-format skeleton. The domain effect is applied on the fly "
+                "to the shared store. Checkpoints every epoch; re-running the same command resumes exactly. "
+                "The published model describes itself (network, skeleton, stride, decoder options).",
                 ["python training/train_pose.py --effect _dark --store runs/train2017.h5 --config tiny --steps 300",
                  "python training/train_pose.py --effect '' --store dataset/train2017.h5 --config vgg19 --precision mixed_float16",
+                 "python training/train_pose.py --experiment configs/quickstart.yaml --store runs/hands.h5 --skeleton auto --models-dir runs/hand_models",
                  "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --config tiny"])
-    p.add_argument("--effect", default="", help="'' (normal), _dark or _motion_blur")
+    p.add_argument("--effect", default=None, help="'' (normal), _dark or _motion_blur (default: the experiment's)")
     p.add_argument("--store", required=True, help="training store(s) from generate_hdf5_coco2014.py, comma-separated")
     p.add_argument("--config", default=None, help="network: vgg19 (CMU), lightweight, tiny")
-    p.add_argument("--experiment", default=None, help="YAML experiment file (configs/*.yaml); flags override it")
+    p.add_argument("--skeleton", default=None, help="auto (default: OpenPose COCO-18 for COCO persons, else the "
+                   "dataset's), dataset, a shipped name (coco17, hand21, aic14, ap10k17) or a YAML file")
     p.add_argument("--out", default=None, help="run folder (default training/runs/weights<effect>)")
-    p.add_argument("--models-dir", default=str(REPO / "models"), help="where the final model is published")
+    p.add_argument("--models-dir", default=str(PROJECT_ROOT / "models"), help="where the final model is published")
     p.add_argument("--steps", type=int)
     p.add_argument("--steps-per-epoch", type=int)
     p.add_argument("--batch-size", type=int)
@@ -178,25 +287,30 @@ def train_pose(argv=None):
                    "vgg19 backbone; default: random init N(0, 0.01)")
     p.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPUs)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint")
+    _decode_args(p)
     a = p.parse_args(argv)
-    from .config import TrainConfig, from_dict, load_yaml
     from .domains import effect_from_flag
+    from .model import publish_model
     from .train import train_expert
-    data = load_yaml(a.experiment).get("train", {}) if a.experiment else {}
-    cfg = from_dict(TrainConfig, data, a.experiment or "config")
-    cfg.effect = effect_from_flag(a.effect)
-    for flag, field in (("config", "model"), ("steps", "steps"), ("steps_per_epoch", "steps_per_epoch"),
-                        ("batch_size", "batch_size"), ("lr", "learning_rate"), ("optimizer", "optimizer"),
-                        ("precision", "precision"), ("seed", "seed"), ("distribute", "distribute")):
+    cfg = _experiment(a)
+    if a.effect is not None:
+        cfg.train.effect = effect_from_flag(a.effect)
+    for flag, obj, field in (("config", cfg, "model"), ("skeleton", cfg, "skeleton"),
+                             ("steps", cfg.train, "steps"), ("steps_per_epoch", cfg.train, "steps_per_epoch"),
+                             ("batch_size", cfg.train, "batch_size"), ("lr", cfg.train, "learning_rate"),
+                             ("optimizer", cfg.train, "optimizer"), ("precision", cfg.train, "precision"),
+                             ("seed", cfg.train, "seed"), ("distribute", cfg.train, "distribute"),
+                             ("crop", cfg.train.augment, "crop")):
         if getattr(a, flag) is not None:
-            setattr(cfg, field, getattr(a, flag))
-    if a.crop:
-        cfg.augment.crop = a.crop
+            setattr(obj, field, getattr(a, flag))
     if a.xla:
-        cfg.xla = True
-    out = Path(a.out or REPO / "training" / "runs" / f"weights{a.effect}")
+        cfg.train.xla = True
+    cfg.decode = dataclasses.replace(cfg.decode, **_decode_overrides(a))
+    effect_tag = "" if cfg.train.effect == "normal" else "_" + cfg.train.effect
+    out = Path(a.out or PROJECT_ROOT / "training" / "runs" / f"weights{effect_tag}")
     final = train_expert(cfg, a.store, out, resume=not a.no_resume, init_from=a.init_from, init_vgg19=a.init)
-    dst = _publish(final, Path(a.models_dir), cfg.effect, {"config": cfg.model, "steps": cfg.steps, "run": str(out)})
+    dst = publish_model(final, a.models_dir, cfg.train.effect,
+                        {"config": cfg.model, "steps": cfg.train.steps, "run": str(out)})
     print(f"{final} -> {dst}")
 
 
@@ -210,13 +324,13 @@ def train_classifier(argv=None):
     p.add_argument("--train", required=True, help="folder of training images")
     p.add_argument("--test", "--val", dest="test", default=None,
                    help="folder of held-out images, scored once at the end (never used for choices)")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of --train images held out to choose the epoch and the CNN weight")
-    p.add_argument("--out", default=str(REPO / "models" / "domain_classifier.pt"))
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="share of --train images held out to choose the epoch and the CNN weight (default 0.2)")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "models" / "domain_classifier.pt"))
+    p.add_argument("--epochs", type=int, default=None, help="default: the experiment's classifier.epochs (10)")
     p.add_argument("--max-images", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dark-lights", type=float, default=0.0,
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--dark-lights", type=float, default=None,
                    help="share of dark training images whose clipped pixels (lamps, windows) stay clipped; "
                         "0 = the reference's darkening only (see keras_openpose.classifier.train_classifier)")
     p.add_argument("--backbone", default=None,
@@ -226,9 +340,13 @@ def train_classifier(argv=None):
                    help="its ImageNet weights file as torchvision publishes it (you download it; nothing is fetched)")
     a = p.parse_args(argv)
     from .classifier import train_classifier as tc
-    log = tc(a.train, a.test, a.out, epochs=a.epochs, seed=a.seed, max_images=a.max_images,
-             val_fraction=a.val_fraction, backbone=a.backbone, backbone_weights=a.backbone_weights,
-             dark_lights=a.dark_lights)
+    c = _experiment(a).classifier
+
+    def pick(flag, default):
+        return default if flag is None else flag
+    log = tc(a.train, a.test, a.out, epochs=pick(a.epochs, c.epochs), seed=pick(a.seed, c.seed),
+             max_images=a.max_images, val_fraction=pick(a.val_fraction, c.val_fraction), backbone=a.backbone,
+             backbone_weights=a.backbone_weights, dark_lights=pick(a.dark_lights, c.dark_lights))
     print(f"{a.out}: validation accuracy {log['val_accuracy']:.4f} ({len(log['val_images'])} images of --train), "
           f"CNN weight {log['cnn_weight']} (epoch {log['best_epoch']})")
     if "test_accuracy" in log:
@@ -251,7 +369,7 @@ def validate_classifier(argv=None):
                         "strengths); low_light (simulated low-light captures, sensor noise, lamps kept clipped: all dark)")
     a = p.parse_args(argv)
     from .classifier import validate
-    from .coco import write_json_atomic
+    from .files import write_json_atomic
     r = validate(a.weights, a.images, a.labels, progress=True)
     write_json_atomic(r["predictions"] if "accuracy" not in r else r, a.out)
     if "accuracy" in r:
@@ -262,91 +380,121 @@ def validate_classifier(argv=None):
     print(f"{a.out}: {len(r['predictions'])} predictions")
 
 
+def convert_weights(argv=None):
+    p = _parser("convert_weights.py",
+                "Turn weights users already have into a Keras 3 model file: the CMU Caffe model "
+                "(pose_iter_440000.caffemodel; no Caffe needed) or the reference's Keras 2 weights.0100.h5.",
+                ["python training/convert_weights.py --caffemodel pose_iter_440000.caffemodel --out models/pose_normal.keras",
+                 "python training/convert_weights.py --reference-h5 training/weights/weights.0100.h5 --out models/pose_normal.keras"])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--caffemodel")
+    src.add_argument("--reference-h5")
+    p.add_argument("--out", required=True, help="the .keras file to write")
+    a = p.parse_args(argv)
+    from .model import build_model, save_model_atomic
+    from .weights import load_caffe_weights, load_reference_h5
+    model = build_model("vgg19", precision="float32")
+    loaded = load_caffe_weights(model, a.caffemodel) if a.caffemodel else load_reference_h5(model, a.reference_h5)
+    out = save_model_atomic(model, a.out)
+    print(f"{out}: {len(loaded)} layers loaded, {model.count_params():,} parameters")
+
+
 # ------------------------------------------------------------------------------------------
 # evaluation, ensemble, disagreement
 # ------------------------------------------------------------------------------------------
 
-def _model_tag(effect: str) -> str:
-    return {"": "ours", "normal": "ours"}.get(effect.lstrip("_"), effect.lstrip("_"))
-
-
-def _results_dir(base, dt, tag, n):
-    return Path(base) / f"{dt}-{tag}-open-pose-single-scale-{n}"
-
-
 def _eval_args(p):
-    p.add_argument("--coco_dataType", "-dt", required=True, help="split name, e.g. val2017_dark, val2014")
-    p.add_argument("--coco-root", default=str(REPO / "dataset"), help="root with annotations/ and <dataType>/")
-    p.add_argument("--models-dir", default=str(REPO / "models"), help="pose_<domain>.keras + domain_classifier.pt")
+    p.add_argument("--coco_dataType", "-dt", default=None,
+                   help="split name, e.g. val2017_dark, val2014 (default: the experiment's test split)")
+    p.add_argument("--coco-root", default=None, help="root with annotations/ and <dataType>/ (default dataset/)")
+    p.add_argument("--annotations", default=None, help="any COCO-format keypoint JSON (instead of --coco_dataType)")
+    p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
+    p.add_argument("--models-dir", default=str(PROJECT_ROOT / "models"), help="pose_<domain>.keras + domain_classifier.pt")
     p.add_argument("--fir_img_num", type=int, default=-1, help="first N images of the list (-1 = all); "
                    "COCO eval then covers exactly those images")
     p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
     p.add_argument("--compute_keypoint", type=str2bool, default=True, help="run the network (True/False)")
     p.add_argument("--eval_compute_keypoint", type=str2bool, default=True, help="COCO eval + PCK (True/False)")
-    p.add_argument("--scales", default="1", help="comma-separated multiples of the 368 box, e.g. 0.5,1,1.5,2")
-    p.add_argument("--flip", type=str2bool, default=False, help="average with the mirrored image")
-    p.add_argument("--out", default=str(REPO / "eval" / "results"), help="results folder")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "eval" / "results"), help="results folder")
     p.add_argument("--overlays", type=str2bool, default=False, help="write per-image skeleton overlays")
+    _inference_args(p)
+    _decode_args(p)
 
 
-def _setup_eval(a):
-    from .coco import CocoSplit, resolve_test_list
-    split = CocoSplit(a.coco_root, a.coco_dataType)
+def _setup_eval(a, exp):
+    from .coco import resolve_test_list
+    a.split = a.coco_dataType
+    split = _split(a, exp, "test")
     ids = resolve_test_list(a.test_list, split)
     if a.fir_img_num is not None and a.fir_img_num >= 0:
         ids = ids[:a.fir_img_num]
     return split, ids
 
 
-def _inference_options(a):
-    from .inference import InferenceOptions
-    try:
-        scales = tuple(float(s) for s in str(a.scales).split(","))
-    except ValueError:
-        raise DataError(f"--scales {a.scales!r}: expected numbers like 0.5,1,1.5,2") from None
-    return InferenceOptions(scales=scales, flip=a.flip)
+def _check_layout(split, codec):
+    if split.num_keypoints != codec.skeleton.num_keypoints:
+        raise DataError(f"{split.annotation_file}: {split.num_keypoints} keypoints per annotation, the model's "
+                        f"skeleton {codec.skeleton.name!r} has {codec.skeleton.num_keypoints}")
 
 
-def _subsets():
+def _subsets(split):
+    """The reference's deform/rare/crowded PCK subsets (COCO val2014 ids) that exist in ``split``."""
     import pandas as pd
-    path = REPO / "dataset" / "lists" / "deform_rare_crowded_list.csv"
-    df = pd.read_csv(path)
-    return {c: [int(v) for v in df[c].dropna()] for c in df.columns}
+    df = pd.read_csv(PROJECT_ROOT / "dataset" / "lists" / "deform_rare_crowded_list.csv")
+    out = {c: [int(v) for v in df[c].dropna() if int(v) in split.images] for c in df.columns}
+    return {c: ids for c, ids in out.items() if ids}
 
 
 def eval_single_scale(argv=None):
     p = _parser("eval_coco2014_single_scale.py",
-                "Evaluate one expert on a COCO split: COCO keypoint AP (pycocotools), PCK, timing; "
-                "writes results JSON, match-to-GT JSON and a CSV into one run folder. Resumable.",
+                "Evaluate one expert on a COCO-format split: COCO keypoint AP (pycocotools, the skeleton's OKS "
+                "sigmas) or PCK@0.2 / AUC / EPE for skeletons without sigmas, PCK, timing; writes results JSON, "
+                "match-to-GT JSON and a CSV into one run folder. Resumable.",
                 ["python eval/eval_coco2014_single_scale.py --effect _dark --coco_dataType val2017_dark --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models",
                  "python eval/eval_coco2014_single_scale.py --effect '' --coco_dataType val2014 --test-list cmu1k --scales 0.5,1,1.5,2",
+                 "python eval/eval_coco2014_single_scale.py --weights runs/hand_models/pose_normal.keras --annotations ../shared/data/keypoints/freihand/test_freihand.json",
                  "python eval/eval_coco2014_single_scale.py --effect _dark --coco_dataType val2017_dark --compute_keypoint False --eval_compute_keypoint True"])
     p.add_argument("--effect", default="", help="expert: '' (normal), _dark, _motion_blur")
     p.add_argument("--weights", default=None, help="a .keras model (default <models-dir>/pose_<domain>.keras)")
     _eval_args(p)
     a = p.parse_args(argv)
     from .domains import effect_from_flag
-    from .evaluate import evaluate_predictor
+    from .evaluate import evaluate_predictor, model_tag, results_dir
     from .inference import PoseEstimator
-    split, ids = _setup_eval(a)
+    from .model import expert_path
+    exp = _experiment(a)
+    split, ids = _setup_eval(a, exp)
     domain = effect_from_flag(a.effect)
-    weights = a.weights or Path(a.models_dir) / f"pose_{domain}.keras"
-    est = PoseEstimator.from_weights(weights, _inference_options(a)) if a.compute_keypoint else None
-    out = _results_dir(a.out, a.coco_dataType, _model_tag(a.effect), len(ids))
-    s = evaluate_predictor(est.estimate if est else None, split, ids, out, f"{a.coco_dataType}-{_model_tag(a.effect)}",
-                           compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
-                           overlays=a.overlays, subsets=_subsets(), timing=est.timing if est else None)
-    _print_summary(s, out)
+    weights = a.weights or expert_path(a.models_dir, domain)
+    est = None
+    if a.compute_keypoint or Path(weights).exists():
+        est = PoseEstimator.from_weights(weights, _inference_options(a, exp), **_decode_overrides(a))
+        _check_layout(split, est.codec)
+        skeleton = est.skeleton
+    else:  # scoring cached predictions: the experiment's skeleton for the data
+        from .config import resolve_skeleton
+        skeleton = resolve_skeleton(exp.skeleton, split.data, str(split.annotation_file))
+    tag = model_tag(a.effect)
+    out = results_dir(a.out, split.split, tag, len(ids))
+    s = evaluate_predictor(est.estimate if est else None, split, ids, out, f"{split.split}-{tag}",
+                           compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays,
+                           subsets=_subsets(split), timing=est.timing if est else None, skeleton=skeleton)
+    print_summary(s, out)
 
 
-def _print_summary(s, out):
-    if "stats" in s:
+def print_summary(s, out):
+    """One line per evaluation run: AP (or PCK when the skeleton has no OKS sigmas), timing."""
+    split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
+                if "network_ms_per_image" in s else "")
+    if s.get("stats"):
         st = s["stats"]
-        split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
-                    if "network_ms_per_image" in s else "")
         print(f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
               f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} "
               f"({s['images']} images)")
+    elif "pck" in s:
+        print(f"{out}: PCK@{s['pck_alpha']} {s['pck']['all']:.3f}  AUC {s['pck_auc']['all']:.3f}  "
+              f"EPE {s['epe']['all']:.1f} px  (no OKS sigmas: AP undefined)  "
+              f"{s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} ({s['images']} images)")
     else:
         print(f"{out}: {s['detections']} people in {s['images']} images")
 
@@ -366,251 +514,107 @@ def ensemble(argv=None):
                         "training targets): tells weak experts apart where AP is 0")
     _eval_args(p)
     a = p.parse_args(argv)
-    from .evaluate import evaluate_predictor
-    split, ids = _setup_eval(a)
-    ens = load_ensemble(a.models_dir, _inference_options(a), need_classifier=a.mode != "all",
-                        fuse_temperature=a.fuse_temperature)
+    from .ensemble import Ensemble
+    from .evaluate import evaluate_predictor, map_scores, model_tag, results_dir
+    from .files import write_json_atomic
+    exp = _experiment(a)
+    split, ids = _setup_eval(a, exp)
+    ens = Ensemble.from_models_dir(a.models_dir, _inference_options(a, exp), need_classifier=a.mode != "all",
+                                   fuse_temperature=a.fuse_temperature, **_decode_overrides(a))
+    _check_layout(split, ens.codec)
+    skeleton = ens.codec.skeleton
     if a.mode == "all":
         for d, est in ens.experts.items():
-            tag = _model_tag(d)
-            out = _results_dir(a.out, a.coco_dataType, tag, len(ids))
-            _print_summary(evaluate_predictor(est.estimate, split, ids, out, f"{a.coco_dataType}-{tag}",
-                                              compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint), out)
+            out = results_dir(a.out, split.split, model_tag(d), len(ids))
+            print_summary(evaluate_predictor(est.estimate, split, ids, out, f"{split.split}-{model_tag(d)}",
+                                             compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
+                                             skeleton=skeleton), out)
         return
-    out = _results_dir(a.out, a.coco_dataType, f"ensemble_{a.mode}", len(ids))
-    s = evaluate_predictor(ens.predictor(a.mode), split, ids, out, f"{a.coco_dataType}-ensemble_{a.mode}",
-                           compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays)
-    _print_summary(s, out)
+    out = results_dir(a.out, split.split, f"ensemble_{a.mode}", len(ids))
+    s = evaluate_predictor(ens.predictor(a.mode), split, ids, out, f"{split.split}-ensemble_{a.mode}",
+                           compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays,
+                           skeleton=skeleton)
+    print_summary(s, out)
     if a.map_scores:
-        from .coco import write_json_atomic
-        from .evaluate import map_scores
-        ms = map_scores(ens.predictor(a.mode, maps=True), split, ids, peak_threshold=ens.decode_options().peak_threshold)
+        ms = map_scores(ens.predictor(a.mode, maps=True), split, ids, codec=ens.codec)
         write_json_atomic(ms, out / "map_scores.json")
         print(f"maps: keypoint F1 {ms['f1']:.3f} (recall {ms['recall']:.3f}, precision {ms['precision']:.3f}), "
               f"heatmap MSE {ms['heatmap_mse']:.2e}, PAF MSE {ms['paf_mse']:.2e} -> {out / 'map_scores.json'}")
 
 
-def load_ensemble(models_dir, options=None, need_classifier=True, fuse_temperature: float = 1.0):
-    """Experts ``<models_dir>/pose_<domain>.keras`` and ``domain_classifier.pt`` as an Ensemble."""
-    from .classifier import DomainClassifier
-    from .domains import EXPERT_DOMAINS
-    from .ensemble import Ensemble
-    from .inference import PoseEstimator, load_network
-    models_dir = Path(models_dir)
-    experts = {d: PoseEstimator(load_network(models_dir / f"pose_{d}.keras"), options) for d in EXPERT_DOMAINS}
-    clf = DomainClassifier(models_dir / "domain_classifier.pt") if need_classifier else None
-    return Ensemble(experts, clf, fuse_temperature=fuse_temperature)
-
-
 def disagreement(argv=None):
     p = _parser("util_ainu.py", "Per-limb translational and rotational disagreement of the three experts "
-                "(correct limb names, scale-normalised, angles wrapped), whether it predicts error "
+                "(the skeleton's limb names, scale-normalised, angles wrapped), whether it predicts error "
                 "(Spearman rho, sparsification, AUSE) and a plot.",
                 ["python util_ainu.py --coco_dataType val2017_dark --coco-root runs/quickstart/data/test --results eval/results",
-                 "python util_ainu.py --coco_dataType val2014 --no-gt   # pair people by OKS, no labels needed"])
-    p.add_argument("--coco_dataType", "-dt", required=True)
-    p.add_argument("--coco-root", default=str(REPO / "dataset"))
-    p.add_argument("--results", default=str(REPO / "eval" / "results"), help="folder of the experts' eval runs")
+                 "python util_ainu.py --coco_dataType val2014 --no-gt   # pair people by OKS, no labels needed",
+                 "python util_ainu.py --annotations ../shared/data/keypoints/aic/test_aic.json --results eval/results"])
+    p.add_argument("--coco_dataType", "-dt", default=None)
+    p.add_argument("--coco-root", default=None)
+    p.add_argument("--annotations", default=None, help="any COCO-format keypoint JSON (instead of --coco_dataType)")
+    p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
+    p.add_argument("--skeleton", default=None, help="limb layout of the results (default: the experiment's, auto)")
+    p.add_argument("--results", default=str(PROJECT_ROOT / "eval" / "results"), help="folder of the experts' eval runs")
     p.add_argument("--no-gt", action="store_true", help="pair people across experts by OKS, not GT ids")
     p.add_argument("--out", default=None, help="output folder (default: the results folder)")
     a = p.parse_args(argv)
-    from .coco import CocoSplit
-    split = CocoSplit(a.coco_root, a.coco_dataType)
-    res = disagreement_for_split(split, a.coco_dataType, Path(a.results), Path(a.out or a.results), use_gt=not a.no_gt)
+    from .config import resolve_skeleton
+    from .uncertainty import disagreement_for_split
+    exp = _experiment(a)
+    a.split = a.coco_dataType
+    split = _split(a, exp, "test")
+    skeleton = resolve_skeleton(a.skeleton or exp.skeleton, split.data, str(split.annotation_file))
+    res = disagreement_for_split(split, Path(a.results), Path(a.out or a.results), use_gt=not a.no_gt,
+                                 skeleton=skeleton)
     print(f"{res['csv']}: total transl {res['total_transl']:.3f}, total rot {res['total_rot']:.3f}, "
           f"{res['n_persons']} people; Spearman rho(transl, error) {res.get('spearman_transl', float('nan')):.3f}, "
           f"AUSE {res.get('ause_transl', float('nan')):.3f}")
 
 
-def disagreement_for_split(split, dt: str, results: Path, out: Path, use_gt: bool = True) -> dict:
-    """Read the three experts' result JSONs of ``dt`` under ``results`` (people matched to GT by
-    OKS >= 0.1, see :func:`keras_openpose.uncertainty.match_by_oks`, or across experts by OKS
-    without ground truth) and write
-    ``<dt>-three-model-disagreement.{csv,json,png}`` under ``out``; returns the report (+ paths)."""
-    import pandas as pd
-
-    from .coco import write_json_atomic
-    from .domains import EXPERT_DOMAINS
-    from .uncertainty import disagreement_report
-    from .visualize import plot_sparsification
-    dets = {}
-    for d in EXPERT_DOMAINS:
-        tag = _model_tag(d)
-        runs = sorted(results.glob(f"{dt}-{tag}-open-pose-single-scale-*"))
-        if not runs:
-            raise DataError(f"{results}: no eval run of expert {tag!r} on {dt} (run eval_coco2014_single_scale.py first)")
-        f = runs[-1] / f"{dt}-{tag}_result.json"
-        if not f.is_file():
-            raise DataError(f"{f}: results file missing (run eval_coco2014_single_scale.py first)")
-        dets[d] = json.loads(f.read_text())
-    rep = disagreement_report(dets, split.data if use_gt else None, None)
-    names = {d: ("ours" if d == "normal" else d) for d in EXPERT_DOMAINS}
-    rows = [(f"transl disagreement {k.replace('-', ' to ')}", v["transl"]) for k, v in rep["limbs"].items()]
-    rows += [(f"rotate disagreement {k.replace('-', ' to ')}", v["rot"]) for k, v in rep["limbs"].items()]
-    rows += [("total transl disagreement", rep["total_transl"]), ("total rotate disagreement", rep["total_rot"])]
-    out.mkdir(parents=True, exist_ok=True)
-    csv = out / f"{dt}-three-model-disagreement.csv"
-    pd.DataFrame(rows, columns=["evaluation_metrics", "value"]).to_csv(csv, index=False, float_format="%.4f")
-    rep["experts_tags"] = names
-    write_json_atomic(rep, out / f"{dt}-three-model-disagreement.json")
-    png = out / f"{dt}-three-model-sparsification.png"
-    if "sparsification_transl" in rep:
-        plot_sparsification({"translational": rep["sparsification_transl"], "rotational": rep["sparsification_rot"]},
-                            png, f"{dt}: disagreement vs error")
-    return {**rep, "csv": str(csv), "png": str(png)}
-
-
-def quickstart(argv=None):
-    p = _parser("quickstart", "The whole pipeline on the bundled COCO sample (see README).",
-                ["python -m keras_openpose.quickstart", "python -m keras_openpose.quickstart --config configs/quickstart.yaml --out runs/quickstart"])
-    p.add_argument("--config", default=str(REPO / "configs" / "quickstart.yaml"))
-    p.add_argument("--out", default=str(REPO / "runs" / "quickstart"))
-    a = p.parse_args(argv)
-    from .quickstart import run_quickstart
-    run_quickstart(a.config, a.out)
-
-
-VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
-
-
-def _frames(source: str):
-    """Yield ``(name, BGR frame)`` from an image, a folder of images, a video file or a webcam index."""
-    import cv2
-
-    from .coco import read_image
-    if source.isdigit() or source.lower().endswith(VIDEO_EXT):
-        cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
-        if not cap.isOpened():
-            raise DataError(f"{source}: cannot open video source")
-        k = 0
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                yield f"frame_{k:06d}", frame
-                k += 1
-        finally:
-            cap.release()
-        if k == 0:
-            raise DataError(f"{source}: no frame could be read")
-        return
-    p = Path(source)
-    if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
-        if not files:
-            raise DataError(f"{p}: no images in the folder")
-        for f in files:
-            yield f.stem, read_image(f)
-    else:
-        yield p.stem, read_image(p)
-
+# ------------------------------------------------------------------------------------------
+# users: predict, quickstart
+# ------------------------------------------------------------------------------------------
 
 def predict(argv=None):
     p = _parser("python -m keras_openpose.predict",
-                "Estimate poses in an image, a folder, a video file or a webcam; write overlays and a "
-                "COCO-style JSON (image_id = frame or file name).",
+                "Estimate poses (any skeleton: the model file says which) in an image, a folder, a video "
+                "file or a webcam; write overlays and a COCO-style JSON (image_id = frame or file name).",
                 ["python -m keras_openpose.predict --weights runs/quickstart/models/pose_normal.keras --input dataset/sample/val2017/000000397133.jpg --out runs/predict",
                  "python -m keras_openpose.predict --weights models/pose_normal.keras --input clip.mp4 --out runs/clip --show-kpt-name --show-maps",
-                 "python -m keras_openpose.predict --models-dir models --mode route --input 0 --out runs/webcam --max-frames 300"])
+                 "python -m keras_openpose.predict --models-dir models --mode route --input 0 --out runs/webcam --max-frames 300",
+                 "python -m keras_openpose.predict --weights runs/hand_models/pose_normal.keras --input hands/ --out runs/hands --peak-threshold 0.05"])
     p.add_argument("--input", required=True, help="image, folder, video file, or webcam index (0)")
     p.add_argument("--out", required=True, help="output folder (overlays + poses.json)")
     p.add_argument("--weights", help="one expert (.keras)")
     p.add_argument("--models-dir", help="experts + classifier, with --mode route or fuse")
     p.add_argument("--mode", choices=["route", "fuse"], default="route")
-    p.add_argument("--scales", default="1")
-    p.add_argument("--flip", type=str2bool, default=False)
     p.add_argument("--show-kpt-name", action="store_true", help="write part names on the overlay")
     p.add_argument("--show-maps", action="store_true", help="add heatmap and PAF panels to the overlay")
     p.add_argument("--max-frames", type=int, default=None)
+    _inference_args(p)
+    _decode_args(p)
     a = p.parse_args(argv)
-    import cv2
-
-    from .coco import write_json_atomic
-    from .inference import PoseEstimator
-    from .visualize import draw_poses, map_panel
+    from .inference import predict_source
     if not a.weights and not a.models_dir:
         raise DataError("give --weights (one expert) or --models-dir (ensemble)")
-    opts = _inference_options(a)
-    if a.weights:
-        experts = [PoseEstimator.from_weights(a.weights, opts)]
-        maps_fn = experts[0].maps
-    else:
-        ens = load_ensemble(a.models_dir, opts)
-        experts = list(ens.experts.values())
-        maps_fn = ens.predictor(a.mode, maps=True)
-    decoder = experts[0]  # the experts share one decoder configuration
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    results, video, frames = [], None, 0
-    is_video = a.input.isdigit() or a.input.lower().endswith(VIDEO_EXT)
-    for k, (name, frame) in enumerate(_frames(a.input)):
-        if a.max_frames is not None and k >= a.max_frames:
-            break
-        heat, paf, stride = maps_fn(frame)  # one network pass serves both the people and the panels
-        people = decoder.decode(heat, paf, stride, frame.shape[:2])
-        frames += 1
-        vis = draw_poses(frame, people, show_names=a.show_kpt_name)
-        if a.show_maps:
-            vis = np.concatenate([vis, map_panel(frame, heat, paf)[:, frame.shape[1]:]], 1)
-        results += [{"image_id": name, "category_id": 1, **q} for q in people]
-        if is_video:
-            if video is None:
-                video = cv2.VideoWriter(str(out / "overlay.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 25,
-                                        (vis.shape[1], vis.shape[0]))
-            video.write(vis)
-        else:
-            cv2.imwrite(str(out / f"{name}_pose.jpg"), vis)
-    if video is not None:
-        video.release()
-    write_json_atomic(results, out / "poses.json")
-    n = max(frames, 1)
-    network_s = sum(e.timing["network_s"] for e in experts)
-    decode_s = sum(e.timing["decode_s"] for e in experts)
-    print(f"{out}: {len(results)} people in {frames} frames; network {1000 * network_s / n:.0f} ms, "
-          f"decode {1000 * decode_s / n:.1f} ms per frame")
+    exp = _experiment(a)
+    r = predict_source(a.input, a.out, weights=a.weights, models_dir=a.models_dir, mode=a.mode,
+                       options=_inference_options(a, exp), decode=_decode_overrides(a), show_names=a.show_kpt_name,
+                       show_maps=a.show_maps, max_frames=a.max_frames)
+    print(f"{a.out}: {r['people']} people in {r['frames']} frames; network {r['network_ms']:.0f} ms, "
+          f"decode {r['decode_ms']:.1f} ms per frame")
 
 
-def convert_weights(argv=None):
-    p = _parser("convert_weights.py",
-                "Turn weights users already have into a Keras 3 model file: the CMU Caffe model "
-                "(pose_iter_440000.caffemodel; no Caffe needed) or the reference's Keras 2 weights.0100.h5.",
-                ["python training/convert_weights.py --caffemodel pose_iter_440000.caffemodel --out models/pose_normal.keras",
-                 "python training/convert_weights.py --reference-h5 training/weights/weights.0100.h5 --out models/pose_normal.keras"])
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--caffemodel")
-    src.add_argument("--reference-h5")
-    p.add_argument("--out", required=True, help="the .keras file to write")
+def quickstart(argv=None):
+    p = _parser("quickstart", "The whole pipeline on the bundled COCO sample (see README).",
+                ["python -m keras_openpose.quickstart",
+                 "python -m keras_openpose.quickstart --experiment configs/quickstart.yaml --out runs/quickstart"])
+    p.add_argument("--config", default=None, help="alias of --experiment")
+    p.add_argument("--out", default=str(PROJECT_ROOT / "runs" / "quickstart"))
     a = p.parse_args(argv)
-    from .model import build_model
-    from .weights import load_caffe_weights, load_reference_h5
-    model = build_model("vgg19")
-    loaded = load_caffe_weights(model, a.caffemodel) if a.caffemodel else load_reference_h5(model, a.reference_h5)
-    from .train import save_model_atomic
-    out = save_model_atomic(model, a.out)
-    print(f"{out}: {len(loaded)} layers loaded, {model.count_params():,} parameters")
+    from .quickstart import run_quickstart
+    run_quickstart(a.experiment or a.config or PROJECT_ROOT / "configs" / "quickstart.yaml", a.out)
 
 
-def check_coco(argv=None):
-    p = _parser("check_coco.py", "Check a COCO root: annotation schema, image files present and readable at "
-                "the annotated size. Reports problems with counts (exit 1 if any).",
-                ["python dataset/check_coco.py --coco-root dataset/sample",
-                 "python dataset/check_coco.py --coco-root dataset --splits train2014,val2014 --no-read"])
-    p.add_argument("--coco-root", required=True)
-    p.add_argument("--splits", default=None, help="comma-separated (default: every annotation file)")
-    p.add_argument("--no-read", action="store_true", help="only check that files exist (fast)")
-    a = p.parse_args(argv)
-    from .coco import check_root
-    rep = check_root(a.coco_root, a.splits.split(",") if a.splits else None, read_images=not a.no_read)
-    bad = 0
-    for split, r in rep.items():
-        problems = r["missing"] + r["unreadable"] + r["size_mismatch"] + r["orphan_annotations"] + (1 if r["errors"] and not r["images"] else 0)
-        bad += problems
-        print(f"{split}: {r['images']} images, {r['annotations']} annotations ({r['people_with_keypoints']} people "
-              f"with keypoints); missing {r['missing']}, unreadable {r['unreadable']}, size mismatch "
-              f"{r['size_mismatch']}, orphan annotations {r['orphan_annotations']}")
-        for e in r["errors"]:
-            print("  ", e)
-    if bad:
-        sys.exit(1)
+def quickstart_main(argv=None):
+    run(quickstart, sys.argv[1:] if argv is None else argv)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,9 +19,10 @@ import cv2
 import numpy as np
 
 from .errors import DataError
+from .files import copy_atomic, write_bytes_atomic, write_json_atomic
 
 REQUIRED_IMAGE_KEYS = ("id", "file_name", "height", "width")
-REQUIRED_ANN_KEYS = ("id", "image_id", "keypoints", "iscrowd", "bbox", "area")
+REQUIRED_ANN_KEYS = ("id", "image_id", "keypoints", "bbox")
 
 
 def annotation_path(root: str | Path, split: str) -> Path:
@@ -31,6 +31,9 @@ def annotation_path(root: str | Path, split: str) -> Path:
 
 def load_annotations(path: str | Path) -> dict:
     """Read and validate a COCO keypoint annotation file.
+
+    Fields that other COCO-format sets leave out are filled in, once, here: ``iscrowd`` (0),
+    ``area`` (the bbox area), ``num_keypoints`` (labelled keypoints, ``v > 0``).
 
     Returns:
         the parsed dict (``images``, ``annotations``, ``categories``, ...).
@@ -61,7 +64,18 @@ def load_annotations(path: str | Path) -> dict:
             raise DataError(f"{path}: annotations[{i}] lacks {', '.join(missing)} (not a keypoint file?)")
         if len(a["keypoints"]) % 3:
             raise DataError(f"{path}: annotations[{i}] has {len(a['keypoints'])} keypoint values (not x,y,v triples)")
+        a.setdefault("iscrowd", 0)
+        if "area" not in a:
+            a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
+        if "num_keypoints" not in a:
+            a["num_keypoints"] = int(sum(1 for v in a["keypoints"][2::3] if v > 0))
     return data
+
+
+def keypoint_names(data: dict) -> tuple[str, ...] | None:
+    """The keypoint names of the first category that has them (``None`` if none does)."""
+    cat = next((c for c in data.get("categories", []) if c.get("keypoints")), None)
+    return tuple(cat["keypoints"]) if cat else None
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -117,6 +131,15 @@ class CocoSplit:
     def image_ids(self) -> list[int]:
         return sorted(self.images)
 
+    @property
+    def num_keypoints(self) -> int:
+        """K: keypoints per annotation (the category's names, else the first annotation's; 17 when
+        the file has neither)."""
+        names = keypoint_names(self.data)
+        if names:
+            return len(names)
+        return len(self.data["annotations"][0]["keypoints"]) // 3 if self.data["annotations"] else 17
+
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / self.images[image_id]["file_name"]
 
@@ -169,10 +192,11 @@ def ignore_mask(anns: list[dict], height: int, width: int) -> np.ndarray:
     return (~ignore).astype(np.uint8)
 
 
-def keypoints_array(anns: list[dict]) -> np.ndarray:
-    """``(N, K, 3)`` float32 keypoints of annotations (COCO order, ``v`` as in COCO)."""
+def keypoints_array(anns: list[dict], num_keypoints: int | None = None) -> np.ndarray:
+    """``(N, K, 3)`` float32 keypoints of annotations (dataset order, ``v`` as in COCO); ``K`` =
+    ``num_keypoints`` (needed for an empty list; default 17)."""
     if not anns:
-        return np.zeros((0, 17, 3), np.float32)
+        return np.zeros((0, num_keypoints or 17, 3), np.float32)
     return np.array([a["keypoints"] for a in anns], np.float32).reshape(len(anns), -1, 3)
 
 
@@ -329,16 +353,6 @@ def subset_annotations(data: dict, ids) -> dict:
     return out
 
 
-def write_json_atomic(obj, path: str | Path) -> None:
-    """Write JSON to ``path`` via a temp file + rename (never a half-written file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
-
-
 def domain_split_name(split: str, domain: str, tag: str = "") -> str:
     """Name of a derived test split: ``val2017`` + ``_dark`` -> ``val2017_dark`` (``tag`` e.g. ``_random1k``)."""
     return f"{split}{tag}" + ("" if domain == "normal" else f"_{domain}")
@@ -374,9 +388,7 @@ def make_domain_test_set(split: CocoSplit, domain: str, out_root: str | Path, id
         dst = img_dir / im["file_name"]
         if domain == "normal":
             if not dst.exists():
-                tmp = dst.with_name(dst.name + ".tmp")
-                tmp.write_bytes(split.image_path(i).read_bytes())
-                os.replace(tmp, dst)
+                copy_atomic(split.image_path(i), dst)
             sizes[i] = (im["height"], im["width"])
             continue
         if dst.exists():
@@ -386,9 +398,7 @@ def make_domain_test_set(split: CocoSplit, domain: str, out_root: str | Path, id
             ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
             if not ok:
                 raise DataError(f"{dst}: JPEG encoding failed")
-            tmp = dst.with_name(dst.name + ".tmp")
-            tmp.write_bytes(buf.tobytes())
-            os.replace(tmp, dst)
+            write_bytes_atomic(buf.tobytes(), dst)
             h, w = out.shape[:2]
         sizes[i] = (h, w)
     data = split.data
@@ -410,59 +420,68 @@ def _default_strength(domain):
 
 
 def check_root(root: str | Path, splits=None, read_images: bool = True, progress: bool = True) -> dict:
-    """Check a COCO root and count problems instead of stopping at the first.
-
-    For each split (default: every ``annotations/person_keypoints_*.json``): the annotation file
-    parses and has the keypoint schema, its image folder exists, every listed image is present and
-    (with ``read_images``) decodes at the annotated size; annotations refer to known images.
+    """Check a COCO root: :func:`check_split` of every split (default: every
+    ``annotations/person_keypoints_*.json``).
 
     Returns:
-        ``{split: {"images", "annotations", "people_with_keypoints", "missing", "unreadable",
-        "size_mismatch", "orphan_annotations", "errors": [first 20 messages]}}``.
+        ``{split: report}``.
+    Raises:
+        DataError: no annotation file in the root.
     """
-    from tqdm import tqdm
     root = Path(root)
     if splits is None:
         splits = sorted(p.stem.replace("person_keypoints_", "") for p in (root / "annotations").glob("person_keypoints_*.json"))
     if not splits:
         raise DataError(f"{root}: no annotations/person_keypoints_*.json")
-    report = {}
-    for split in splits:
-        r = {"images": 0, "annotations": 0, "people_with_keypoints": 0, "missing": 0, "unreadable": 0,
-             "size_mismatch": 0, "orphan_annotations": 0, "errors": []}
-        report[split] = r
+    return {s: check_split(annotation_path(root, s), root / s, read_images, progress, s) for s in splits}
 
-        def err(msg, key=None):
-            if key:
-                r[key] += 1
-            if len(r["errors"]) < 20:
-                r["errors"].append(msg)
-        try:
-            data = load_annotations(annotation_path(root, split))
-        except DataError as e:
-            err(str(e))
+
+def check_split(annotation_file: str | Path, image_dir: str | Path, read_images: bool = True,
+                progress: bool = True, name: str | None = None) -> dict:
+    """Check one COCO-format split and count problems instead of stopping at the first: the
+    annotation file parses and has the keypoint schema, its image folder exists, every listed image
+    is present and (with ``read_images``) decodes at the annotated size; annotations refer to known
+    images.
+
+    Returns:
+        ``{"images", "annotations", "people_with_keypoints", "missing", "unreadable",
+        "size_mismatch", "orphan_annotations", "errors": [first 20 messages]}``.
+    """
+    from tqdm import tqdm
+    r = {"images": 0, "annotations": 0, "people_with_keypoints": 0, "missing": 0, "unreadable": 0,
+         "size_mismatch": 0, "orphan_annotations": 0, "errors": []}
+
+    def err(msg, key=None):
+        if key:
+            r[key] += 1
+        if len(r["errors"]) < 20:
+            r["errors"].append(msg)
+    try:
+        data = load_annotations(annotation_file)
+    except DataError as e:
+        err(str(e))
+        return r
+    images = {im["id"]: im for im in data["images"]}
+    r["images"], r["annotations"] = len(images), len(data["annotations"])
+    r["people_with_keypoints"] = sum(a.get("num_keypoints", 0) > 0 for a in data["annotations"])
+    for a in data["annotations"]:
+        if a["image_id"] not in images:
+            err(f"annotation {a['id']}: unknown image {a['image_id']}", "orphan_annotations")
+    folder = Path(image_dir)
+    if not folder.is_dir():
+        err(f"{folder}: image folder not found")
+        r["missing"] = len(images)
+        return r
+    for im in tqdm(images.values(), desc=f"check {name or Path(annotation_file).stem}", disable=not progress, leave=False):
+        path = folder / im["file_name"]
+        if not path.is_file():
+            err(f"{path}: image not found", "missing")
             continue
-        images = {im["id"]: im for im in data["images"]}
-        r["images"], r["annotations"] = len(images), len(data["annotations"])
-        r["people_with_keypoints"] = sum(a.get("num_keypoints", 0) > 0 for a in data["annotations"])
-        for a in data["annotations"]:
-            if a["image_id"] not in images:
-                err(f"annotation {a['id']}: unknown image {a['image_id']}", "orphan_annotations")
-        folder = root / split
-        if not folder.is_dir():
-            err(f"{folder}: image folder not found")
-            r["missing"] = len(images)
-            continue
-        for im in tqdm(images.values(), desc=f"check {split}", disable=not progress, leave=False):
-            path = folder / im["file_name"]
-            if not path.is_file():
-                err(f"{path}: image not found", "missing")
-                continue
-            if read_images:
-                img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-                if img is None:
-                    err(f"{path}: not a readable image", "unreadable")
-                elif img.shape[:2] != (im["height"], im["width"]):
-                    err(f"{path}: {img.shape[1]}x{img.shape[0]}, annotated {im['width']}x{im['height']}",
-                        "size_mismatch")
-    return report
+        if read_images:
+            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if img is None:
+                err(f"{path}: not a readable image", "unreadable")
+            elif img.shape[:2] != (im["height"], im["width"]):
+                err(f"{path}: {img.shape[1]}x{img.shape[0]}, annotated {im['width']}x{im['height']}",
+                    "size_mismatch")
+    return r

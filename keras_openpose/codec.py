@@ -1,44 +1,64 @@
-"""Encode training targets (part heatmaps + PAFs) and decode them back into people.
+"""The map codec: :class:`PafCodec`, the one owner of the stride, the cell <-> pixel mapping, the
+target encoding and the decoding of one skeleton's part heatmaps and part affinity fields.
 
 Coordinate frames
 -----------------
 * *Input pixels*: the frame of the image the network sees (e.g. the 368x368 training crop), with
   pixel centres at integer coordinates (OpenCV's convention).
 * *Map cells*: the network output grid at ``stride`` (8). Cell ``(i, j)`` is centred on input pixel
-  ``(x, y) = (stride * j + (stride - 1) / 2, stride * i + (stride - 1) / 2)`` — heatmaps *and* PAFs
-  are sampled at these same centres (the reference sampled PAFs at cell corners, §13.1 item 10).
+  ``(x, y) = (stride * j + (stride - 1) / 2, stride * i + (stride - 1) / 2)`` -- heatmaps *and* PAFs
+  are sampled at these same centres. An image resized by ``s`` before the network has
+  ``stride / s`` image pixels per cell; the same formula holds with that (float) stride.
 
-Channel layout (CMU COCO model, reference-system.md §5.1): heatmaps ``(h, w, P + 1)`` = the
-skeleton's parts in order, background last; PAFs ``(h, w, 2L)`` = limb ``i`` in channels
-``2i`` (x) and ``2i + 1`` (y).
+Channel layout (CMU COCO model): heatmaps ``(h, w, P + 1)`` = the skeleton's parts in order,
+background last; PAFs ``(h, w, 2L)`` = limb ``i`` in channels ``2i`` (x) and ``2i + 1`` (y).
 
 Encoding implements Cao et al. 2017, eq. 7 (Gaussian confidence maps, max over people), eq. 8 (unit
-vector on the limb band) and eq. 9 (average over overlapping people). Decoding implements §3.3–3.4:
+vector on the limb band) and eq. 9 (average over overlapping people). Decoding implements §3.3-3.4:
 non-maximum suppression, PAF line integral (eq. 10, sampled), greedy bipartite matching per limb and
 person assembly; all candidate pairs of a limb are scored at once (no per-pixel Python).
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy import ndimage
 
+from .errors import DataError
 from .skeleton import DEFAULT_SKELETON, Skeleton
+
+#: The network stride of both CPM/PAF families (three 2x down-samplings) and the paper's target
+#: widths, in input pixels: the defaults of :class:`PafCodec`, declared nowhere else.
+DEFAULT_STRIDE = 8
+DEFAULT_SIGMA = 7.0
+DEFAULT_LIMB_WIDTH = 8.0
 
 # --------------------------------------------------------------------------------------------
 # Encode
 # --------------------------------------------------------------------------------------------
 
 
-def cell_centres(n: int, stride: int) -> np.ndarray:
-    """Input-pixel coordinates of the centres of ``n`` cells at ``stride``, shape ``(n,)``."""
-    return stride * np.arange(n, dtype=np.float32) + (stride - 1) / 2.0
+def cells_to_pixels(c, stride: float):
+    """Input-pixel coordinate of (float) cell coordinate ``c`` at ``stride`` pixels per cell:
+    ``stride * (c + 1/2) - 1/2`` (cell centres, module doc)."""
+    return (np.asarray(c, np.float64) + 0.5) * stride - 0.5
 
 
-def encode_heatmaps(parts: np.ndarray, map_shape: tuple[int, int], stride: int = 8,
-                    sigma: float = 7.0) -> np.ndarray:
+def pixels_to_cells(x, stride: float):
+    """Inverse of :func:`cells_to_pixels`: ``(x + 1/2) / stride - 1/2``."""
+    return (np.asarray(x, np.float64) + 0.5) / stride - 0.5
+
+
+def cell_centres(n: int, stride: float) -> np.ndarray:
+    """Input-pixel coordinates of the centres of ``n`` cells at ``stride``, float32 ``(n,)``."""
+    return cells_to_pixels(np.arange(n), stride).astype(np.float32)
+
+
+def encode_heatmaps(parts: np.ndarray, map_shape: tuple[int, int], stride: float = DEFAULT_STRIDE,
+                    sigma: float = DEFAULT_SIGMA) -> np.ndarray:
     """Part confidence maps with a background channel (Cao et al. 2017, eq. 7).
 
     Args:
@@ -70,8 +90,8 @@ def encode_heatmaps(parts: np.ndarray, map_shape: tuple[int, int], stride: int =
     return out
 
 
-def encode_pafs(parts: np.ndarray, map_shape: tuple[int, int], limbs, stride: int = 8,
-                limb_width: float = 8.0) -> np.ndarray:
+def encode_pafs(parts: np.ndarray, map_shape: tuple[int, int], limbs, stride: float = DEFAULT_STRIDE,
+                limb_width: float = DEFAULT_LIMB_WIDTH) -> np.ndarray:
     """Part affinity fields (Cao et al. 2017, eq. 8 and 9).
 
     A cell centre ``p`` lies on limb ``c`` of person ``k`` when
@@ -117,17 +137,6 @@ def encode_pafs(parts: np.ndarray, map_shape: tuple[int, int], limbs, stride: in
     return out
 
 
-def encode_targets(parts: np.ndarray, map_shape: tuple[int, int], skeleton: Skeleton = DEFAULT_SKELETON,
-                   stride: int = 8, sigma: float = 7.0, limb_width: float = 8.0):
-    """Heatmaps ``(h, w, P + 1)`` and PAFs ``(h, w, 2L)`` for people ``(N, P, 3)`` in input pixels.
-
-    See :func:`encode_heatmaps` and :func:`encode_pafs`; both are sampled at the same cell centres.
-    """
-    parts = np.asarray(parts, np.float32).reshape(-1, skeleton.num_parts, 3)
-    return (encode_heatmaps(parts, map_shape, stride, sigma),
-            encode_pafs(parts, map_shape, skeleton.limbs, stride, limb_width))
-
-
 # --------------------------------------------------------------------------------------------
 # Decode
 # --------------------------------------------------------------------------------------------
@@ -162,8 +171,8 @@ class DecodeOptions:
     min_mean_score: float = 0.4
 
 
-def find_peaks(heatmaps: np.ndarray, threshold: float = 0.1, smooth_sigma: float = 0.0,
-               refine: bool = True):
+def find_peaks(heatmaps: np.ndarray, threshold: float = DecodeOptions.peak_threshold,
+               smooth_sigma: float = DecodeOptions.smooth_sigma, refine: bool = DecodeOptions.refine):
     """Local maxima of part heatmaps (3x3 non-maximum suppression) with sub-pixel refinement.
 
     Args:
@@ -256,51 +265,18 @@ def _limb_order(skeleton: Skeleton):
     return tree + [i for i in order if not starts[i]], starts
 
 
-def decode_poses(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, *, stride=None,
-                 skeleton: Skeleton = DEFAULT_SKELETON, options: DecodeOptions | None = None, **overrides):
-    """Group heatmap peaks into people with part affinity fields (Cao et al. 2017, §3.3-3.4).
-
-    Args:
-        heatmaps: float32 ``(h, w, P + 1)`` at the network stride; for the default skeleton
-            ``(h, w, 19)`` = OpenPose COCO-18 parts then background (CMU COCO channel layout).
-        pafs: float32 ``(h, w, 2L)``; ``(h, w, 38)`` for the default skeleton.
-        image_shape: ``(H, W)`` of the input image the poses are reported in.
-        stride: input-image pixels per map cell, a number or ``(sy, sx)``. Default ``(H/h, W/w)``:
-            the maps cover the image exactly. Pass ``8 / s`` when the image was resized by ``s``
-            before the network (as :mod:`keras_openpose.inference` does).
-        skeleton: part/limb layout of the channels.
-        options: :class:`DecodeOptions`; keyword ``overrides`` replace single fields.
-    Returns:
-        list of ``{"keypoints": [3K floats: x, y, v in input-image pixels, COCO keypoint order],
-        "score": float}``; ``v`` is 2 for a found keypoint and 0 (with ``x = y = 0``) otherwise; the
-        score is the person's mean part+limb confidence times the fraction of parts found, in [0, 1].
-    Raises:
-        ValueError: when the map shapes do not match the skeleton or each other.
-    """
-    opt = options or DecodeOptions()
-    if overrides:
-        opt = DecodeOptions(**{**opt.__dict__, **overrides})
-    heatmaps = np.asarray(heatmaps, np.float32)
-    pafs = np.asarray(pafs, np.float32)
-    P, L = skeleton.num_parts, skeleton.num_limbs
-    if heatmaps.ndim != 3 or heatmaps.shape[2] not in (P, P + 1):
-        raise ValueError(f"heatmaps must be (h, w, {P + 1}), got {heatmaps.shape}")
-    if pafs.shape != heatmaps.shape[:2] + (2 * L,):
-        raise ValueError(f"pafs must be {heatmaps.shape[:2] + (2 * L,)}, got {pafs.shape}")
-    H, W = int(image_shape[0]), int(image_shape[1])
-    h, w = heatmaps.shape[:2]
-    if stride is None:
-        sy, sx = H / h, W / w
-    else:
-        sy, sx = (stride, stride) if np.isscalar(stride) else stride
-
+def _group(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, sy: float, sx: float, skeleton: Skeleton,
+           opt: DecodeOptions) -> list[dict]:
+    """The grouping of :meth:`PafCodec.decode` (maps already checked; ``sy, sx`` image px per cell)."""
+    P = skeleton.num_parts
+    H = int(image_shape[0])
     ps, fx, fy, score = find_peaks(heatmaps[..., :P], opt.peak_threshold, opt.smooth_sigma, opt.refine)
     n = len(ps)
     if n == 0:
         return []
     # peak ids grouped by part
     by_part = [np.nonzero(ps == p)[0] for p in range(P)]
-    img_x, img_y = (fx + 0.5) * sx - 0.5, (fy + 0.5) * sy - 0.5
+    img_x, img_y = cells_to_pixels(fx, sx), cells_to_pixels(fy, sy)
 
     # --- score every candidate pair of every limb, vectorised over pairs and samples -------
     t = np.linspace(0.0, 1.0, opt.paf_samples, dtype=np.float32)
@@ -400,3 +376,217 @@ def decode_poses(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, *, stride=
                         "score": float(mean_score * nparts / P)})
     results.sort(key=lambda r: -r["score"])
     return results
+
+
+# --------------------------------------------------------------------------------------------
+# The codec
+# --------------------------------------------------------------------------------------------
+
+
+class PafCodec:
+    """Heatmaps + PAFs of one skeleton at one stride: encoding, decoding and the cell <-> pixel map.
+
+    Args:
+        skeleton: the keypoint layout (channel order, limbs, flip pairs).
+        stride: input pixels per map cell (8 for both network families).
+        sigma: Gaussian spread of the part heatmaps, input pixels (eq. 7; 7 in the paper's code).
+        limb_width: half-width of the PAF band, input pixels (eq. 8; 8 in the paper's code).
+        decode: :class:`DecodeOptions` of :meth:`decode`.
+
+    ``codec.encode(keypoints, image_shape)`` then ``codec.decode(heatmaps, pafs, image_shape)`` is
+    the oracle round trip: it recovers the annotated people (up to the decoder's rules).
+    """
+
+    def __init__(self, skeleton: Skeleton = DEFAULT_SKELETON, stride: int = DEFAULT_STRIDE,
+                 sigma: float = DEFAULT_SIGMA, limb_width: float = DEFAULT_LIMB_WIDTH,
+                 decode: DecodeOptions | None = None):
+        if not (isinstance(stride, (int, np.integer)) and stride > 0):
+            raise DataError(f"codec: stride must be a positive integer, got {stride!r}")
+        if not (sigma > 0 and limb_width > 0):
+            raise DataError(f"codec: sigma ({sigma}) and limb_width ({limb_width}) must be > 0")
+        self.skeleton = skeleton
+        self.stride = int(stride)
+        self.sigma = float(sigma)
+        self.limb_width = float(limb_width)
+        self.decode_options = decode or DecodeOptions()
+
+    def __repr__(self):
+        return (f"PafCodec({self.skeleton.name}: {self.num_heatmaps} heatmaps, {self.num_pafs} PAFs, "
+                f"stride {self.stride}, sigma {self.sigma}, limb width {self.limb_width})")
+
+    def __eq__(self, other):
+        return isinstance(other, PafCodec) and self.to_dict() == other.to_dict()
+
+    __hash__ = None
+
+    # channel counts ---------------------------------------------------------------------------
+    @property
+    def num_heatmaps(self) -> int:
+        """``P + 1``: the parts then the background."""
+        return self.skeleton.num_heatmaps
+
+    @property
+    def num_pafs(self) -> int:
+        """``2L``: x then y of each limb."""
+        return self.skeleton.num_pafs
+
+    # geometry -----------------------------------------------------------------------------------
+    def map_shape(self, image_shape, stride: float | None = None) -> tuple[int, int]:
+        """``(h, w)`` of the maps covering an image of ``image_shape`` (``ceil(H / stride)``)."""
+        st = stride or self.stride
+        return int(np.ceil(image_shape[0] / st - 1e-9)), int(np.ceil(image_shape[1] / st - 1e-9))
+
+    def cell_centres(self, n: int, stride: float | None = None) -> np.ndarray:
+        """Pixel coordinates of the centres of ``n`` cells (:func:`cell_centres`)."""
+        return cell_centres(n, stride or self.stride)
+
+    def to_pixels(self, cells, stride: float | None = None):
+        """Cell coordinates -> input pixels (:func:`cells_to_pixels`)."""
+        return cells_to_pixels(cells, stride or self.stride)
+
+    def to_cells(self, pixels, stride: float | None = None):
+        """Input pixels -> cell coordinates (:func:`pixels_to_cells`)."""
+        return pixels_to_cells(pixels, stride or self.stride)
+
+    # encode -------------------------------------------------------------------------------------
+    def encode(self, keypoints: np.ndarray, image_shape, stride: float | None = None, map_shape=None):
+        """Training targets of people in an image (Cao et al. 2017, eq. 7-9).
+
+        Args:
+            keypoints: ``(N, K, 3)`` ``x, y, v`` in the dataset's keypoint order and image pixels
+                (derived parts such as OpenPose's neck are added here).
+            image_shape: ``(H, W, ...)`` of the image.
+            stride: image pixels per cell; default the codec's. An image the network sees resized
+                by ``s`` has ``stride / s``; sigma and limb width scale with it.
+            map_shape: ``(h, w)``; default :meth:`map_shape`.
+        Returns:
+            ``(heatmaps float32 (h, w, P + 1), pafs float32 (h, w, 2L))``.
+        """
+        kp = np.asarray(keypoints, np.float32).reshape(-1, self.skeleton.num_keypoints, 3)
+        st = float(stride or self.stride)
+        return self.encode_parts(self.skeleton.keypoints_to_parts(kp), map_shape or self.map_shape(image_shape, st), st)
+
+    def encode_parts(self, parts: np.ndarray, map_shape, stride: float | None = None):
+        """:meth:`encode` for people already converted to parts ``(N, P, 3)`` (the augmentation
+        does that before warping)."""
+        st = float(stride or self.stride)
+        k = st / self.stride
+        parts = np.asarray(parts, np.float32).reshape(-1, self.skeleton.num_parts, 3)
+        return (encode_heatmaps(parts, map_shape, st, self.sigma * k),
+                encode_pafs(parts, map_shape, self.skeleton.limbs, st, self.limb_width * k))
+
+    # decode -------------------------------------------------------------------------------------
+    def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, image_shape, stride=None,
+               options: DecodeOptions | None = None) -> list[dict]:
+        """Group heatmap peaks into people with part affinity fields (Cao et al. 2017, §3.3-3.4).
+
+        Args:
+            heatmaps: float32 ``(h, w, P + 1)`` (or ``(h, w, P)``); ``(h, w, 19)`` for OpenPose COCO-18.
+            pafs: float32 ``(h, w, 2L)``; ``(h, w, 38)`` for OpenPose COCO-18.
+            image_shape: ``(H, W)`` of the image the poses are reported in.
+            stride: image pixels per map cell, a number or ``(sy, sx)``; default the codec's stride
+                (maps covering the image). Pass ``stride / s`` for an image resized by ``s`` before
+                the network (as :class:`keras_openpose.inference.PoseEstimator` does).
+            options: override of the codec's :class:`DecodeOptions`.
+        Returns:
+            list of ``{"keypoints": [3K floats: x, y, v in image pixels, dataset keypoint order],
+            "score": float}``; ``v`` is 2 for a found keypoint and 0 (with ``x = y = 0``) otherwise;
+            the score is the person's mean part+limb confidence times the fraction of parts found,
+            in [0, 1]. Sorted by score.
+        Raises:
+            DataError: when the map shapes do not match the skeleton or each other.
+        """
+        heatmaps = np.asarray(heatmaps, np.float32)
+        pafs = np.asarray(pafs, np.float32)
+        P, L = self.skeleton.num_parts, self.skeleton.num_limbs
+        if heatmaps.ndim != 3 or heatmaps.shape[2] not in (P, P + 1):
+            raise DataError(f"{self.skeleton.name}: heatmaps must be (h, w, {P + 1}), got {heatmaps.shape}")
+        if pafs.shape != heatmaps.shape[:2] + (2 * L,):
+            raise DataError(f"{self.skeleton.name}: pafs must be {heatmaps.shape[:2] + (2 * L,)}, got {pafs.shape}")
+        st = self.stride if stride is None else stride
+        sy, sx = (st, st) if np.isscalar(st) else st
+        return _group(heatmaps, pafs, image_shape, float(sy), float(sx), self.skeleton,
+                      options or self.decode_options)
+
+    def flip_maps(self, heatmaps: np.ndarray, pafs: np.ndarray):
+        """Maps of the mirrored image -> maps of the image: columns reversed, left/right parts
+        swapped, each limb moved to its mirror limb with the PAF x component negated (a limb
+        stored in the other direction gets its y component negated instead). Shapes unchanged."""
+        return flip_maps(heatmaps, pafs, self.skeleton)
+
+    # description --------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """JSON-able description (saved inside every model): skeleton, stride, sigma, limb width
+        and decoder options; :meth:`from_dict` reads it back."""
+        return {"skeleton": self.skeleton.to_dict(), "stride": self.stride, "sigma": self.sigma,
+                "limb_width": self.limb_width, "decode": dataclasses.asdict(self.decode_options)}
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "codec") -> "PafCodec":
+        d = dict(d)
+        sk = d.pop("skeleton", None)
+        skeleton = DEFAULT_SKELETON if sk is None else (
+            Skeleton.from_dict(sk, source) if isinstance(sk, dict) else _skeleton_by_name(sk))
+        dec = d.pop("decode", None) or {}
+        unknown = set(d) - {"stride", "sigma", "limb_width"}
+        if unknown:
+            raise DataError(f"{source}: unknown codec keys: {', '.join(sorted(unknown))}")
+        return cls(skeleton, decode=decode_options(dec, source), **d)
+
+    def with_decode(self, options: DecodeOptions | None = None, **overrides) -> "PafCodec":
+        """The same codec with other decoder options (``overrides`` replace single fields)."""
+        opt = options or self.decode_options
+        if overrides:
+            opt = dataclasses.replace(opt, **overrides)
+        return PafCodec(self.skeleton, self.stride, self.sigma, self.limb_width, opt)
+
+
+def _skeleton_by_name(name):
+    from .skeleton import get_skeleton
+    return get_skeleton(name)
+
+
+def decode_options(d: dict | DecodeOptions | None, source: str = "decode") -> DecodeOptions:
+    """:class:`DecodeOptions` from a mapping; unknown keys raise :class:`DataError` naming them."""
+    if isinstance(d, DecodeOptions):
+        return d
+    names = {f.name for f in dataclasses.fields(DecodeOptions)}
+    unknown = set(d or {}) - names
+    if unknown:
+        raise DataError(f"{source}: unknown decoder options: {', '.join(sorted(unknown))} "
+                        f"(known: {', '.join(sorted(names))})")
+    return DecodeOptions(**(d or {}))
+
+
+def flip_maps(heatmaps: np.ndarray, pafs: np.ndarray, skeleton: Skeleton):
+    """See :meth:`PafCodec.flip_maps`."""
+    perm = skeleton.flip_permutation
+    heat = heatmaps[:, ::-1]
+    heat = np.concatenate([heat[..., perm], heat[..., skeleton.num_parts:]], -1)
+    paf = pafs[:, ::-1]
+    index = {tuple(l): i for i, l in enumerate(skeleton.limbs)}
+    out = np.empty_like(paf)
+    for i, (a, b) in enumerate(skeleton.limbs):
+        j = index.get((perm[a], perm[b]))
+        if j is None:
+            j = index[(perm[b], perm[a])]
+            out[..., 2 * j], out[..., 2 * j + 1] = paf[..., 2 * i], -paf[..., 2 * i + 1]
+        else:
+            out[..., 2 * j], out[..., 2 * j + 1] = -paf[..., 2 * i], paf[..., 2 * i + 1]
+    return heat, out
+
+
+#: The codec of the default skeleton (OpenPose COCO-18) with the paper's settings.
+DEFAULT_CODEC = PafCodec()
+
+
+def decode_poses(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, *, stride=None,
+                 skeleton: Skeleton = DEFAULT_SKELETON, options: DecodeOptions | None = None, **overrides):
+    """Shortcut for ``PafCodec(skeleton).decode(...)`` (default: OpenPose COCO-18, CMU channel layout:
+    heatmaps ``(h, w, 19)``, PAFs ``(h, w, 38)``); ``overrides`` replace single
+    :class:`DecodeOptions` fields. See :meth:`PafCodec.decode`."""
+    codec = DEFAULT_CODEC if skeleton is DEFAULT_SKELETON else PafCodec(skeleton)
+    opt = options or codec.decode_options
+    if overrides:
+        opt = dataclasses.replace(opt, **overrides)
+    return codec.decode(heatmaps, pafs, image_shape, stride=stride, options=opt)

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
+import time
+from pathlib import Path
+
 from .classifier import DomainClassifier
 from .errors import DataError
-from .inference import PoseEstimator
+from .inference import InferenceOptions, PoseEstimator
 
 MODES = ("route", "fuse", "all")
 
@@ -42,7 +45,29 @@ class Ensemble:
             missing = set(classifier.classes) - set(experts)
             if missing:
                 raise DataError(f"ensemble: no expert for classifier classes {sorted(missing)}")
+        codecs = {d: e.codec for d, e in experts.items()}
+        first = next(iter(codecs.values()))
+        if any(c.to_dict() != first.to_dict() for c in codecs.values()):
+            raise DataError("ensemble: the experts have different skeletons, strides or decoder options "
+                            f"({', '.join(f'{d}: {c}' for d, c in codecs.items())})")
+        self.codec = first
         self.last = {}
+
+    @classmethod
+    def from_models_dir(cls, models_dir, options: InferenceOptions | None = None, need_classifier: bool = True,
+                        fuse_temperature: float = 1.0, **decode) -> "Ensemble":
+        """The experts ``<models_dir>/pose_<domain>.keras`` (:func:`keras_openpose.model.expert_path`)
+        and ``domain_classifier.pt``; ``decode`` overrides single decoder options of every expert.
+
+        Raises:
+            DataError: a missing or unreadable model.
+        """
+        from .domains import EXPERT_DOMAINS
+        from .model import expert_path
+        models_dir = Path(models_dir)
+        experts = {d: PoseEstimator.from_weights(expert_path(models_dir, d), options, **decode) for d in EXPERT_DOMAINS}
+        clf = DomainClassifier(models_dir / "domain_classifier.pt") if need_classifier else None
+        return cls(experts, clf, fuse_temperature=fuse_temperature)
 
     def _probs(self, image):
         return self.classifier.probabilities(image)
@@ -87,12 +112,23 @@ class Ensemble:
     def every_maps(self, image: np.ndarray) -> dict:
         """Maps of every expert, of ``route`` and of ``fuse`` from one pass of each expert and one
         classification: ``{domain: maps, "route": maps, "fuse": maps}`` (for scoring all of them
-        on the same image without running an expert twice)."""
+        on the same image without running an expert twice). ``self.last["seconds"]`` holds what
+        each would have cost alone (route = classifier + its expert, fuse = classifier + the
+        experts it weights)."""
+        t0 = time.perf_counter()
         p = self._probs(image)
-        maps = {d: e.maps(image) for d, e in self.experts.items()}
+        seconds = {"classifier": time.perf_counter() - t0}
+        maps = {}
+        for d, e in self.experts.items():
+            t0 = time.perf_counter()
+            maps[d] = e.maps(image)
+            seconds[d] = time.perf_counter() - t0
         domain = max(p, key=p.get)
         wts = self.fuse_weights(p)
-        self.last = {"domain": domain, "probabilities": p, "experts_run": sorted(maps), "weights": wts}
+        seconds["route"] = seconds["classifier"] + seconds[domain]
+        seconds["fuse"] = seconds["classifier"] + sum(seconds[d] for d in wts)
+        self.last = {"domain": domain, "probabilities": p, "experts_run": sorted(maps), "weights": wts,
+                     "seconds": seconds}
         return {**maps, "route": maps[domain], "fuse": self.mix(maps, wts)}
 
     def fuse(self, image: np.ndarray) -> list[dict]:
@@ -100,13 +136,13 @@ class Ensemble:
         heat, paf, stride = self.fuse_maps(image)
         return next(iter(self.experts.values())).decode(heat, paf, stride, image.shape[:2])
 
+    def decode(self, heatmaps, pafs, stride, image_shape) -> list[dict]:
+        """People from (mixed) maps with the experts' shared codec."""
+        return next(iter(self.experts.values())).decode(heatmaps, pafs, stride, image_shape)
+
     def all(self, image: np.ndarray) -> dict[str, list[dict]]:
         """``{domain: people}`` of every expert."""
         return {d: e.estimate(image) for d, e in self.experts.items()}
-
-    def decode_options(self):
-        """The decoder options of the experts (they share one :class:`InferenceOptions`)."""
-        return next(iter(self.experts.values())).options.decode
 
     def predictor(self, mode: str, maps: bool = False):
         """An ``image -> people`` function for :func:`keras_openpose.evaluate.evaluate_predictor`,

@@ -1,7 +1,8 @@
-"""Evaluation: COCO keypoint AP through pycocotools (never reimplemented), match-to-ground-truth,
-and PCK normalised by the person's size with missed keypoints counted.
+"""Evaluation of any skeleton: COCO keypoint AP through pycocotools (never reimplemented) with the
+skeleton's own OKS sigmas, match-to-ground-truth, and PCK normalised by the person's size with
+missed keypoints counted; skeletons without OKS sigmas (hands) get PCK@0.2 (bbox), AUC and EPE.
 
-Detections are COCO result dicts: ``{"image_id", "category_id": 1, "keypoints": [51 floats],
+Detections are COCO result dicts: ``{"image_id", "category_id", "keypoints": [3K floats],
 "score"}`` in the pixel frame of the evaluated images.
 """
 from __future__ import annotations
@@ -30,20 +31,40 @@ def _coco_from(gt) :
     return coco
 
 
-def coco_keypoint_eval(gt, detections: list[dict], image_ids=None):
+def _single_category(gt: dict) -> dict:
+    """``gt`` with every keypoint category merged into the first one (AP-10K's 54 species share one
+    skeleton; a pose estimator does not tell species apart, and pycocotools' OKS ignores
+    ``useCats = 0``)."""
+    cats = [c for c in gt.get("categories", []) if c.get("keypoints")] or gt.get("categories", [])[:1]
+    if len(cats) <= 1:
+        return gt
+    cid = cats[0]["id"]
+    return {**gt, "categories": [cats[0]], "annotations": [{**a, "category_id": cid} for a in gt["annotations"]]}
+
+
+def coco_keypoint_eval(gt, detections: list[dict], image_ids=None, sigmas=None):
     """COCO keypoint evaluation (OKS AP, maxDets 20) with pycocotools.
 
     Args:
         gt: COCO annotation dict or path.
-        detections: result dicts (see module doc).
+        detections: result dicts (see module doc); their ``category_id`` is replaced by the GT's
+            keypoint category.
         image_ids: ids to evaluate (default: every image of ``gt``). Detections outside are ignored;
             every listed image counts, so a partial run must pass only the ids it processed
             (the reference deflated AP by evaluating all ids, §13.1 item 6).
+        sigmas: per-keypoint OKS sigmas (``COCOeval.params.kpt_oks_sigmas``); default COCO-17's.
     Returns:
         ``(stats, cocoeval)``: ``stats`` maps :data:`STAT_NAMES` to floats (all 0 when there is no
         detection); ``cocoeval`` is the evaluated ``COCOeval`` (``None`` without detections).
+    Raises:
+        DataError: unknown image ids, or sigmas whose length is not the keypoint count.
     """
     from pycocotools.cocoeval import COCOeval
+    if isinstance(gt, (str, Path)):
+        from .coco import load_annotations
+        gt = load_annotations(gt)
+    gt = _single_category(gt)
+    cid = gt["categories"][0]["id"] if gt.get("categories") else 1
     coco_gt = _coco_from(gt)
     ids = sorted(coco_gt.getImgIds() if image_ids is None else image_ids)
     unknown = set(ids) - set(coco_gt.getImgIds())
@@ -53,8 +74,13 @@ def coco_keypoint_eval(gt, detections: list[dict], image_ids=None):
     if not dets:
         return {k: 0.0 for k in STAT_NAMES}, None
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes([{**d, "category_id": 1} for d in dets])
+        coco_dt = coco_gt.loadRes([{**d, "category_id": cid} for d in dets])
         ev = COCOeval(coco_gt, coco_dt, "keypoints")
+        if sigmas is not None:
+            K = len(dets[0]["keypoints"]) // 3
+            if len(sigmas) != K:
+                raise DataError(f"evaluation: {len(sigmas)} OKS sigmas for {K} keypoints")
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
         ev.params.imgIds = ids
         ev.evaluate()
         ev.accumulate()
@@ -88,13 +114,60 @@ def match_to_gt(cocoeval, oks_threshold: float = 0.5) -> dict[int, int]:
 # PCK
 # ---------------------------------------------------------------------------------------------
 
-#: COCO keypoint indices of the "difficult" joints: hips, knees, ankles (the reference's slice
-#: picked elbows and wrists by mistake, §13.1 item 4).
-DIFFICULT_KEYPOINTS = (11, 12, 13, 14, 15, 16)
+#: Keypoints whose names contain these are the "difficult" joints (hips, knees, ankles; the
+#: reference's slice picked elbows and wrists by mistake, §13.1 item 4).
+DIFFICULT_NAMES = ("hip", "knee", "ankle")
+
+
+def difficult_keypoints(names) -> tuple[int, ...]:
+    """Indices of the keypoints named like hips, knees or ankles (COCO-17: 11..16; none for hands)."""
+    return tuple(i for i, n in enumerate(names) if any(d in n.lower() for d in DIFFICULT_NAMES))
+
+
+def head_pairs(names) -> tuple[tuple[int, int], ...]:
+    """Keypoint pairs whose distance is the head size, in order of preference: the ears, the eyes."""
+    idx = {n.lower(): i for i, n in enumerate(names)}
+    return tuple((idx[f"left_{p}"], idx[f"right_{p}"]) for p in ("ear", "eye")
+                 if f"left_{p}" in idx and f"right_{p}" in idx)
+
+
+def match_by_distance(gt_anns: list[dict], detections: list[dict]) -> dict[int, int]:
+    """Match detections to GT people without OKS sigmas: per image, the assignment (Hungarian,
+    :func:`scipy.optimize.linear_sum_assignment`) minimising the mean over each GT person's labelled
+    keypoints of ``min(distance / size, 1)`` (a keypoint the detection lacks costs 1; ``size`` =
+    ``max(w, h)`` of the GT bbox); pairs of cost 1 (nothing near) stay unmatched.
+
+    Returns:
+        ``{detection id: gt id}`` as :func:`match_to_gt` (detections need an ``id``).
+    """
+    from scipy.optimize import linear_sum_assignment
+    out = {}
+    gts_by_img, dts_by_img = {}, {}
+    for a in gt_anns:
+        if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0:
+            gts_by_img.setdefault(a["image_id"], []).append(a)
+    for d in detections:
+        dts_by_img.setdefault(d["image_id"], []).append(d)
+    for img, gts in gts_by_img.items():
+        dts = dts_by_img.get(img, [])
+        if not dts:
+            continue
+        g = np.array([a["keypoints"] for a in gts], np.float64).reshape(len(gts), -1, 3)
+        p = np.array([d["keypoints"] for d in dts], np.float64).reshape(len(dts), -1, 3)
+        size = np.array([max(a["bbox"][2], a["bbox"][3], 1e-6) for a in gts])
+        dist = np.hypot(g[:, None, :, 0] - p[None, :, :, 0], g[:, None, :, 1] - p[None, :, :, 1])
+        cost = np.minimum(dist / size[:, None, None], 1.0)
+        cost = np.where(p[None, :, :, 2] > 0, cost, 1.0)
+        lab = g[..., 2] > 0
+        cost = (cost * lab[:, None]).sum(-1) / np.maximum(lab.sum(-1), 1)[:, None]   # (G, D)
+        for i, j in zip(*linear_sum_assignment(cost)):
+            if cost[i, j] < 1.0:
+                out[int(dts[j]["id"])] = int(gts[i]["id"])
+    return out
 
 
 def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], alpha: float = 0.5,
-        normaliser: str = "bbox", keypoints=None) -> dict:
+        normaliser: str = "bbox", keypoints=None, head=((3, 4), (1, 2))) -> dict:
     """PCK@alpha over ground-truth people, missed people and keypoints counted as misses.
 
     Every labelled keypoint (``v > 0``) of every non-crowd GT person with a labelled keypoint
@@ -108,34 +181,33 @@ def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], al
         gt_anns: GT annotations of the evaluated images.
         detections: result dicts, each with the ``id`` pycocotools assigned.
         matches: ``{detection_id: gt_id}``.
-        keypoints: optional subset of COCO keypoint indices (e.g. :data:`DIFFICULT_KEYPOINTS`).
+        keypoints: optional subset of keypoint indices (e.g. :func:`difficult_keypoints`).
     Returns:
-        ``{"pck", "correct", "total", "auc", "nme", "n_predicted"}``: ``pck`` at ``alpha`` (NaN when
-        ``total`` is 0); ``auc`` = mean PCK over ``alpha' = 0, 0.01, ..., 0.5`` (area under the
-        PCK curve normalised to [0, 1], misses count as errors); ``nme`` = mean of
-        ``distance / size`` over the predicted keypoints of matched people (``n_predicted`` of them).
+        ``{"pck", "correct", "total", "auc", "nme", "epe", "n_predicted"}``: ``pck`` at ``alpha``
+        (NaN when ``total`` is 0); ``auc`` = mean PCK over ``alpha' = 0, 0.01, ..., 0.5`` (area under
+        the PCK curve normalised to [0, 1], misses count as errors); ``nme`` = mean of
+        ``distance / size`` and ``epe`` the mean distance in pixels (end-point error) over the
+        predicted keypoints of matched people (``n_predicted`` of them).
     """
     by_gt = {}
     for d in detections:
         g = matches.get(d.get("id"), 0)
         if g:
             by_gt[g] = d
-    sel = np.arange(17) if keypoints is None else np.asarray(keypoints)
     correct = total = 0
-    norm_dists = []  # distance / size of predicted keypoints of matched people
+    norm_dists, px_dists = [], []  # of predicted keypoints of matched people
     for a in gt_anns:
         if a.get("iscrowd") or a.get("num_keypoints", 0) == 0:
             continue
         g = np.asarray(a["keypoints"], np.float64).reshape(-1, 3)
+        sel = np.arange(len(g)) if keypoints is None else np.asarray(keypoints, np.int64)
         if normaliser == "bbox":
             size = max(a["bbox"][2], a["bbox"][3])
         elif normaliser == "head":
-            if g[3, 2] > 0 and g[4, 2] > 0:
-                size = np.hypot(*(g[3, :2] - g[4, :2]))
-            elif g[1, 2] > 0 and g[2, 2] > 0:
-                size = np.hypot(*(g[1, :2] - g[2, :2]))
-            else:
+            pair = next(((i, j) for i, j in head if g[i, 2] > 0 and g[j, 2] > 0), None)
+            if pair is None:
                 continue
+            size = np.hypot(*(g[pair[0], :2] - g[pair[1], :2]))
         else:
             raise ValueError(f"unknown PCK normaliser {normaliser!r}")
         lab = sel[g[sel, 2] > 0]
@@ -145,14 +217,17 @@ def pck(gt_anns: list[dict], detections: list[dict], matches: dict[int, int], al
             continue
         p = np.asarray(d["keypoints"], np.float64).reshape(-1, 3)
         pred = p[lab, 2] > 0
-        dist = np.hypot(p[lab, 0] - g[lab, 0], p[lab, 1] - g[lab, 1]) / size
+        px = np.hypot(p[lab, 0] - g[lab, 0], p[lab, 1] - g[lab, 1])
+        dist = px / size
         correct += int((pred & (dist <= alpha)).sum())
         norm_dists += dist[pred].tolist()
+        px_dists += px[pred].tolist()
     nd = np.asarray(norm_dists)
     alphas = np.linspace(0, 0.5, 51)
     auc = float(np.mean([(nd <= a).sum() / total for a in alphas])) if total else float("nan")
     return {"pck": correct / total if total else float("nan"), "correct": correct, "total": total,
-            "auc": auc, "nme": float(nd.mean()) if len(nd) else float("nan"), "n_predicted": int(len(nd))}
+            "auc": auc, "nme": float(nd.mean()) if len(nd) else float("nan"),
+            "epe": float(np.mean(px_dists)) if px_dists else float("nan"), "n_predicted": int(len(nd))}
 
 
 def crowd_index(anns: list[dict]) -> float:
@@ -185,23 +260,78 @@ CROWDED_INDEX = 0.1
 # ---------------------------------------------------------------------------------------------
 
 
+def model_tag(domain: str) -> str:
+    """The reference's name of an expert in result folders: ``ours`` (normal), ``dark``, ``motion_blur``."""
+    return {"": "ours", "normal": "ours"}.get(domain.lstrip("_"), domain.lstrip("_"))
+
+
+def results_dir(base, split_name: str, tag: str, n_images: int) -> Path:
+    """The run folder of one evaluation: ``<base>/<split>-<tag>-open-pose-single-scale-<n>``."""
+    return Path(base) / f"{split_name}-{tag}-open-pose-single-scale-{n_images}"
+
+
+def score_detections(split, image_ids, dets: list[dict], skeleton=None, subsets: dict | None = None) -> dict:
+    """Scores of detections on ``image_ids`` of ``split`` for ``skeleton`` (default OpenPose COCO-18).
+
+    With OKS sigmas: COCO keypoint AP (pycocotools, the skeleton's sigmas), detections matched to GT
+    at OKS 0.5 ("all" areas), PCK@0.5 (bbox) rows ``all``, ``difficult`` (hips/knees/ankles),
+    ``head`` (head-size normaliser), ``crowded``, ``crowd_annotated``. Without sigmas: AP is
+    undefined (``stats`` is ``None``), detections are matched by :func:`match_by_distance` and
+    PCK is at 0.2 of the bbox size (the hand benchmarks' convention).
+
+    Args:
+        dets: result dicts; an ``id`` (1-based) is written into each.
+        subsets: ``{label: [image ids]}`` for extra PCK rows.
+    Returns:
+        ``{"stats", "matches", "pck_alpha", "rows": {label: pck dict}}``.
+    """
+    from .skeleton import DEFAULT_SKELETON
+    skeleton = skeleton or DEFAULT_SKELETON
+    for k, d in enumerate(dets, 1):
+        d["id"] = k
+    gts = [a for i in image_ids for a in split.anns_by_image[i]]
+    names = skeleton.keypoints
+    if skeleton.oks_sigmas is not None:
+        stats, ev = coco_keypoint_eval(split.data, dets, image_ids, skeleton.oks_sigmas)
+        matches, alpha = match_to_gt(ev), 0.5
+    else:
+        stats, matches, alpha = None, match_by_distance(gts, dets), 0.2
+    crowd_imgs = {a["image_id"] for a in split.data["annotations"] if a.get("iscrowd")}
+    crowded = {i for i in image_ids if crowd_index(split.anns_by_image[i]) >= CROWDED_INDEX}
+    rows = {"all": pck(gts, dets, matches, alpha)}
+    hard = difficult_keypoints(names)
+    if hard:
+        rows["difficult"] = pck(gts, dets, matches, alpha, keypoints=hard)
+    if head_pairs(names):
+        rows["head"] = pck(gts, dets, matches, alpha, normaliser="head", head=head_pairs(names))
+    if crowded:
+        rows["crowded"] = pck([a for a in gts if a["image_id"] in crowded], dets, matches, alpha)
+    if crowd_imgs & set(image_ids):
+        rows["crowd_annotated"] = pck([a for a in gts if a["image_id"] in crowd_imgs], dets, matches, alpha)
+    for label, ids in (subsets or {}).items():
+        ids = set(ids)
+        rows[label] = pck([a for a in gts if a["image_id"] in ids], dets, matches, alpha)
+    return {"stats": stats, "matches": matches, "pck_alpha": alpha, "rows": rows}
+
+
 def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", progress: bool = True,
                        overlays: bool = False, compute: bool = True, evaluate: bool = True,
-                       subsets: dict | None = None, timing: dict | None = None) -> dict:
+                       subsets: dict | None = None, timing: dict | None = None, skeleton=None) -> dict:
     """Run ``predict(image) -> people`` over ``image_ids`` of ``split`` and write the report.
 
     Files in ``out_dir``: ``predictions.jsonl`` (per image, appended as it goes: an interrupted run
     resumes where it stopped), ``<name>_result.json`` (COCO results), ``<name>_result_matchGtId.json``
-    (each detection with its GT id at OKS 0.5, "all" areas, and the image's ``iscrowd`` flag),
-    ``<name>_result.csv`` (10 COCO stats, PCK rows, timing), ``summary.json``, and with
+    (each detection with its matched GT id and the image's ``iscrowd`` flag), ``<name>_result.csv``
+    (COCO stats when the skeleton has OKS sigmas, PCK rows, timing), ``summary.json``, and with
     ``overlays`` ``predictions/<file name>`` images.
 
     Args:
         compute: run the predictor (else reuse ``predictions.jsonl``).
-        evaluate: compute COCO stats / PCK (needs ground truth).
+        evaluate: compute COCO stats / PCK (needs ground truth), see :func:`score_detections`.
         subsets: ``{label: [image ids]}`` for extra PCK rows.
         timing: a predictor's running ``{"network_s", "decode_s", "images"}`` (as
             :class:`~keras_openpose.inference.PoseEstimator` keeps); adds the per-image split.
+        skeleton: the keypoint layout (sigmas, names, limbs for overlays); default OpenPose COCO-18.
     Returns:
         the summary dict (stats, pck, seconds per image, counts).
     """
@@ -211,7 +341,7 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
     import pandas as pd
     from tqdm import tqdm
 
-    from .coco import write_json_atomic
+    from .files import atomic_write, write_json_atomic
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / "predictions.jsonl"
@@ -242,7 +372,8 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
                 seconds += dt
                 if overlays:
                     import cv2
-                    cv2.imwrite(str(out_dir / "predictions" / split.images[i]["file_name"]), draw_poses(img, people))
+                    cv2.imwrite(str(out_dir / "predictions" / split.images[i]["file_name"]),
+                                draw_poses(img, people, skeleton) if skeleton else draw_poses(img, people))
     missing = [i for i in image_ids if i not in done]
     if missing:
         raise DataError(f"{cache}: no predictions for {len(missing)} images (run with --compute_keypoint True)")
@@ -254,37 +385,27 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
         summary["network_ms_per_image"] = 1000 * timing["network_s"] / timing["images"]
         summary["decode_ms_per_image"] = 1000 * timing["decode_s"] / timing["images"]
     if evaluate:
-        stats, ev = coco_keypoint_eval(split.data, dets, image_ids)
-        matches = match_to_gt(ev)
-        for k, d in enumerate(dets, 1):
-            d["id"] = k
+        sc = score_detections(split, image_ids, dets, skeleton, subsets)
+        stats, rows, alpha = sc["stats"], sc["rows"], sc["pck_alpha"]
         crowd_imgs = {a["image_id"] for a in split.data["annotations"] if a.get("iscrowd")}
-        crowded = {i for i in image_ids if crowd_index(split.anns_by_image[i]) >= CROWDED_INDEX}
-        write_json_atomic([{**d, "gtId": matches.get(d["id"], 0), "iscrowd": int(d["image_id"] in crowd_imgs)}
+        write_json_atomic([{**d, "gtId": sc["matches"].get(d["id"], 0), "iscrowd": int(d["image_id"] in crowd_imgs)}
                            for d in dets], out_dir / f"{name}_result_matchGtId.json")
-        gts = [a for i in image_ids for a in split.anns_by_image[i]]
-        rows = {"all": pck(gts, dets, matches),
-                "difficult": pck(gts, dets, matches, keypoints=DIFFICULT_KEYPOINTS),
-                "head": pck(gts, dets, matches, normaliser="head"),
-                "crowded": pck([a for a in gts if a["image_id"] in crowded], dets, matches),
-                "crowd_annotated": pck([a for a in gts if a["image_id"] in crowd_imgs], dets, matches)}
-        for label, ids in (subsets or {}).items():
-            ids = set(ids)
-            rows[label] = pck([a for a in gts if a["image_id"] in ids], dets, matches)
-        summary.update({"stats": stats, "pck": {k: v["pck"] for k, v in rows.items()},
+        summary.update({"stats": stats, "pck_alpha": alpha, "pck": {k: v["pck"] for k, v in rows.items()},
                         "pck_auc": {k: v["auc"] for k, v in rows.items()},
                         "nme": {k: v["nme"] for k, v in rows.items()},
+                        "epe": {k: v["epe"] for k, v in rows.items()},
                         "pck_counts": {k: [v["correct"], v["total"]] for k, v in rows.items()}})
-        table = [(f"{k}", v) for k, v in stats.items()] + [(f"PCK@0.5 {k}", v["pck"]) for k, v in rows.items()]
-        table += [("PCK AUC@0-0.5 all", rows["all"]["auc"]), ("NME all", rows["all"]["nme"])]
+        table = [(f"{k}", v) for k, v in (stats or {}).items()]
+        table += [(f"PCK@{alpha} {k}", v["pck"]) for k, v in rows.items()]
+        table += [("PCK AUC@0-0.5 all", rows["all"]["auc"]), ("NME all", rows["all"]["nme"]),
+                  ("EPE px all", rows["all"]["epe"])]
         table.append(("seconds per image", summary["seconds_per_image"]))
         for k in ("network_ms_per_image", "decode_ms_per_image"):
             if k in summary:
                 table.append((k.replace("_", " "), summary[k]))
         df = pd.DataFrame(table, columns=["evaluation_metrics", "value"])
-        tmp = out_dir / f"{name}_result.csv.tmp"
-        df.to_csv(tmp, index=False)
-        tmp.replace(out_dir / f"{name}_result.csv")
+        with atomic_write(out_dir / f"{name}_result.csv", "w") as f:
+            df.to_csv(f, index=False)
     write_json_atomic(summary, out_dir / "summary.json")
     return summary
 
@@ -293,10 +414,10 @@ class MapScorer:
     """Scores of a model's *maps*, before any grouping: what AP cannot tell apart for weak networks.
 
     Maps are ``(heatmaps (h, w, P+1), pafs (h, w, 2L), stride)`` as
-    :meth:`keras_openpose.inference.PoseEstimator.maps` returns them: cells of the image resized by
-    ``s = 8 / stride``. They are compared with the targets the networks are trained on (eq. 7-9 of
-    Cao et al. 2017, :func:`keras_openpose.codec.encode_targets`, drawn from the non-crowd people
-    with a labelled keypoint) where the ignore mask (crowds, unlabelled people) allows.
+    :meth:`keras_openpose.inference.PoseEstimator.maps` returns them (``stride`` image pixels per
+    cell). They are compared with the targets the networks are trained on (eq. 7-9 of Cao et al.
+    2017, :meth:`keras_openpose.codec.PafCodec.encode` at that stride, drawn from the non-crowd
+    people with a labelled keypoint) where the ignore mask (crowds, unlabelled people) allows.
 
     * ``heatmap_mse``, ``paf_mse``: mean squared error per unmasked cell and channel (the training
       loss, per element), over all images;
@@ -310,10 +431,12 @@ class MapScorer:
     ``scorer.add(maps, t)`` per model; :meth:`result` gives the scores.
     """
 
-    def __init__(self, skeleton=None, peak_threshold: float = 0.1, alpha: float = 0.1):
-        from .skeleton import DEFAULT_SKELETON
-        self.skeleton = skeleton or DEFAULT_SKELETON
-        self.peak_threshold, self.alpha = peak_threshold, alpha
+    def __init__(self, codec=None, peak_threshold: float | None = None, alpha: float = 0.1):
+        from .codec import DEFAULT_CODEC
+        self.codec = codec or DEFAULT_CODEC
+        self.skeleton = self.codec.skeleton
+        self.peak_threshold = self.codec.decode_options.peak_threshold if peak_threshold is None else peak_threshold
+        self.alpha = alpha
         self.se_h = self.se_p = self.n_h = self.n_p = 0.0
         self.hits = self.parts_total = self.good_peaks = self.peaks_total = self.images = 0
 
@@ -321,19 +444,16 @@ class MapScorer:
         """Targets of one image: heatmaps, PAFs and the ignore mask at the cells of ``maps``, the
         ignore mask in image pixels, the parts ``(N, P, 3)`` (image px) and the match radii ``(N,)``."""
         from .coco import ignore_mask, keypoints_array
-        from .codec import cell_centres, encode_targets
         heat, _, stride = maps
         H, W = image_shape[:2]
         h, w = heat.shape[:2]
-        s = 8.0 / stride
         people = [a for a in anns if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
-        parts = self.skeleton.keypoints_to_parts(keypoints_array(people))
-        pr = parts.copy()
-        pr[..., :2] = (parts[..., :2] + 0.5) * s - 0.5                      # image px -> resized px
-        th, tp = encode_targets(pr, (h, w), self.skeleton, stride=8)
+        kp = keypoints_array(people, self.skeleton.num_keypoints)
+        parts = self.skeleton.keypoints_to_parts(kp)
+        th, tp = self.codec.encode(kp, image_shape, stride=stride, map_shape=(h, w))
         m = ignore_mask(anns, H, W)
-        ys = np.clip(np.rint((cell_centres(h, 8) + 0.5) / s - 0.5), 0, H - 1).astype(int)
-        xs = np.clip(np.rint((cell_centres(w, 8) + 0.5) / s - 0.5), 0, W - 1).astype(int)
+        ys = np.clip(np.rint(self.codec.cell_centres(h, stride)), 0, H - 1).astype(int)
+        xs = np.clip(np.rint(self.codec.cell_centres(w, stride)), 0, W - 1).astype(int)
         radius = np.array([self.alpha * max(a["bbox"][2], a["bbox"][3]) for a in people], np.float64)
         return {"heat": th, "paf": tp, "mask_cells": m[np.ix_(ys, xs)].astype(np.float64)[..., None],
                 "mask": m, "parts": parts, "radius": radius}
@@ -350,7 +470,7 @@ class MapScorer:
         # keypoint detection, before grouping: every peak against every labelled part of its channel
         P = self.skeleton.num_parts
         ps, fx, fy, _ = find_peaks(heat[..., :P], self.peak_threshold)
-        px, py = (fx + 0.5) * stride - 0.5, (fy + 0.5) * stride - 0.5
+        px, py = self.codec.to_pixels(fx, stride), self.codec.to_pixels(fy, stride)
         m = t["mask"]
         H, W = m.shape
         keep = m[np.clip(np.rint(py).astype(int), 0, H - 1), np.clip(np.rint(px).astype(int), 0, W - 1)] > 0
@@ -376,12 +496,12 @@ class MapScorer:
                 "peaks_per_image": self.peaks_total / max(self.images, 1), "images": self.images}
 
 
-def map_scores(maps_fn, split, image_ids, skeleton=None, peak_threshold: float = 0.1, alpha: float = 0.1,
+def map_scores(maps_fn, split, image_ids, codec=None, peak_threshold: float | None = None, alpha: float = 0.1,
                progress: bool = True, name: str = "maps") -> dict:
     """:class:`MapScorer` scores of ``maps_fn(image) -> (heatmaps, pafs, stride)`` over ``image_ids``
     of ``split``; returns :meth:`MapScorer.result`."""
     from tqdm import tqdm
-    scorer = MapScorer(skeleton, peak_threshold, alpha)
+    scorer = MapScorer(codec, peak_threshold, alpha)
     for i in tqdm(image_ids, desc=name, disable=not progress, leave=False):
         img = split.read(i)
         maps = maps_fn(img)

@@ -1,49 +1,36 @@
-"""Inference: image -> network maps -> people, with CMU's input convention.
+"""Inference: image -> network maps -> people, with CMU's input convention, and frame sources.
 
 The image is resized so its height is ``box_size x scale`` (368 by default, as CMU does), padded
 bottom/right to a multiple of the stride with grey 128, run through the network; the padding is
-cropped off the stride-8 maps, and the decoder maps cells back to input-image pixels with the exact
-stride ``8 / s``. Multi-scale search averages maps over scales (resampled to the maps of the first
-scale) and ``flip`` averages with the mirrored image (left/right channels swapped, PAF x negated).
+cropped off the maps, and the codec maps cells back to image pixels with the exact stride
+``stride / s``. Multi-scale search averages maps over scales (resampled to the maps of the first
+scale) and ``flip`` averages with the mirrored image (the codec swaps left/right channels and
+negates the PAF x components).
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .codec import DecodeOptions, decode_poses
+from .codec import PafCodec
+from .config import InferenceOptions
 from .errors import DataError
-from .skeleton import DEFAULT_SKELETON, Skeleton
 
-STRIDE = 8
-
-
-def load_network(path: str | Path):
-    """Load a trained network (``.keras``) for inference; raises :class:`DataError` naming the file."""
-    import keras
-
-    from . import train  # noqa: F401  (registers MaskedL2 for deserialisation)
-    path = Path(path)
-    if path.is_dir():
-        path = path / "model.keras"
-    if not path.is_file():
-        raise DataError(f"{path}: model weights not found")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # keras raises many types for a bad archive
-        raise DataError(f"{path}: not a Keras model file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+__all__ = ["PoseEstimator", "InferenceOptions", "preprocess", "frames", "VideoWriter", "predict_source",
+           "VIDEO_EXT", "IMAGE_EXT"]
 
 
-def preprocess(image: np.ndarray, box_size: int = 368, scale: float = 1.0, stride: int = STRIDE):
+def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int):
     """Resize ``image (H, W, 3)`` to height ``box_size * scale`` (cubic) and pad to the stride.
 
     Returns:
         ``(padded float32 (Hp, Wp, 3), s, (hr, wr))`` with ``s`` the resize factor and
         ``(hr, wr)`` the resized size before padding.
+    Raises:
+        DataError: not a ``(H, W, 3)`` image.
     """
     if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f"expected a (H, W, 3) image, got {None if image is None else image.shape}")
@@ -57,85 +44,68 @@ def preprocess(image: np.ndarray, box_size: int = 368, scale: float = 1.0, strid
     return out.astype(np.float32), s, (hr, wr)
 
 
-def _flip_maps(heat, paf, skeleton: Skeleton):
-    perm = skeleton.flip_permutation
-    heat = heat[:, ::-1]
-    heat = np.concatenate([heat[..., perm], heat[..., -1:]], -1)
-    paf = paf[:, ::-1]
-    # a flip maps limb (a, b) to limb (perm a, perm b); x components change sign
-    index = {tuple(l): i for i, l in enumerate(skeleton.limbs)}
-    out = np.empty_like(paf)
-    for i, (a, b) in enumerate(skeleton.limbs):
-        j = index.get((perm[a], perm[b]))
-        if j is None:
-            j = index[(perm[b], perm[a])]
-            out[..., 2 * j], out[..., 2 * j + 1] = paf[..., 2 * i], -paf[..., 2 * i + 1]
-        else:
-            out[..., 2 * j], out[..., 2 * j + 1] = -paf[..., 2 * i], paf[..., 2 * i + 1]
-    return heat, out
-
-
-@dataclass
-class InferenceOptions:
-    """Input handling: ``box_size`` (368), ``scales`` (multiples of the box), ``flip`` averaging."""
-
-    box_size: int = 368
-    scales: tuple = (1.0,)
-    flip: bool = False
-    decode: DecodeOptions = field(default_factory=DecodeOptions)
-
-
 class PoseEstimator:
-    """A trained network plus the decoder.
+    """A trained network, its codec and the input handling.
 
     Example::
 
-        est = PoseEstimator.from_weights("runs/quickstart/experts/normal/model.keras")
-        poses = est.estimate(cv2.imread("image.jpg"))   # [{"keypoints": [51], "score": s}, ...]
+        est = PoseEstimator.from_weights("runs/quickstart/models/pose_normal.keras")
+        people = est.estimate(cv2.imread("image.jpg"))   # [{"keypoints": [3K floats], "score": s}, ...]
 
     Args:
-        model: a Keras model whose last two outputs are ``[PAF, heatmaps]``.
-        options: :class:`InferenceOptions`.
+        model: a Keras model whose last two outputs are ``[PAF (2L), heatmaps (P + 1)]``.
+        options: :class:`~keras_openpose.config.InferenceOptions` (box size, scales, flip).
+        codec: the maps' codec; default the model's own (:func:`keras_openpose.model.network_codec`).
     """
 
-    def __init__(self, model, options: InferenceOptions | None = None, skeleton: Skeleton = DEFAULT_SKELETON):
+    def __init__(self, model, options: InferenceOptions | None = None, codec: PafCodec | None = None):
         import tensorflow as tf
+
+        from .model import network_codec
         self.model = model
         self.options = options or InferenceOptions()
-        self.skeleton = skeleton
+        self.codec = codec or network_codec(model)
         self._fn = tf.function(lambda x: model(x, training=False)[-2:], reduce_retracing=True)
         self.timing = {"network_s": 0.0, "decode_s": 0.0, "images": 0}
 
+    @property
+    def skeleton(self):
+        return self.codec.skeleton
+
     @classmethod
-    def from_weights(cls, path: str | Path, options: InferenceOptions | None = None) -> "PoseEstimator":
-        """Load a ``.keras`` model (or a run folder holding ``model.keras``)."""
-        return cls(load_network(path), options)
+    def from_weights(cls, path: str | Path, options: InferenceOptions | None = None, **decode) -> "PoseEstimator":
+        """Load a saved network (``.keras`` or a run folder); its skeleton, stride and decoder options
+        come from the file. ``decode`` overrides single :class:`~keras_openpose.codec.DecodeOptions`
+        fields."""
+        from .model import load_network, network_codec
+        model = load_network(path)
+        codec = network_codec(model)
+        return cls(model, options, codec.with_decode(**decode) if decode else codec)
 
     def maps(self, image: np.ndarray):
-        """Heatmaps ``(h, w, 19)`` and PAFs ``(h, w, 38)`` of ``image`` (BGR uint8), averaged over
-        scales and flips, at stride 8 of the first scale's resized image; with that image's ``s``.
+        """Heatmaps ``(h, w, P + 1)`` and PAFs ``(h, w, 2L)`` of ``image`` (BGR uint8), averaged over
+        scales and flips, at the codec's stride on the first scale's resized image.
 
         Returns:
-            ``(heatmaps, pafs, stride)`` where ``stride`` = input-image pixels per cell (``8 / s``).
+            ``(heatmaps, pafs, stride)`` where ``stride`` = image pixels per cell (``codec.stride / s``).
         """
-        o = self.options
+        o, st = self.options, self.codec.stride
         t0 = time.perf_counter()
         acc_h = acc_p = None
         base = None
-        n = 0
         for sc in o.scales:
-            x, s, (hr, wr) = preprocess(image, o.box_size, sc)
+            x, s, (hr, wr) = preprocess(image, o.box_size, sc, st)
             batch = x[None]
             if o.flip:
                 batch = np.concatenate([batch, x[None, :, ::-1]], 0)
             paf, heat = self._fn(batch)
             paf, heat = np.asarray(paf, np.float32), np.asarray(heat, np.float32)
-            h, w = -(-hr // STRIDE), -(-wr // STRIDE)
+            h, w = -(-hr // st), -(-wr // st)
             hs, ps = [heat[0, :h, :w]], [paf[0, :h, :w]]
             if o.flip:
                 # the mirrored input was padded on the right: cells of the image are the last w ones
                 Wc = heat.shape[2]
-                fh, fp = _flip_maps(heat[1, :h, Wc - w:], paf[1, :h, Wc - w:], self.skeleton)
+                fh, fp = self.codec.flip_maps(heat[1, :h, Wc - w:], paf[1, :h, Wc - w:])
                 hs.append(fh)
                 ps.append(fp)
             hm, pm = np.mean(hs, 0), np.mean(ps, 0)
@@ -146,20 +116,144 @@ class PoseEstimator:
                 pm = cv2.resize(pm, (base[1], base[0]), interpolation=cv2.INTER_LINEAR)
             acc_h = hm if acc_h is None else acc_h + hm
             acc_p = pm if acc_p is None else acc_p + pm
-            n += 1
         self.timing["network_s"] += time.perf_counter() - t0
-        return acc_h / n, acc_p / n, STRIDE / base[2]
+        n = len(o.scales)
+        return acc_h / n, acc_p / n, st / base[2]
 
-    def decode(self, heatmaps, pafs, stride, image_shape):
+    def decode(self, heatmaps, pafs, stride, image_shape) -> list[dict]:
+        """People from maps (:meth:`keras_openpose.codec.PafCodec.decode`), timed."""
         t0 = time.perf_counter()
-        poses = decode_poses(heatmaps, pafs, image_shape, stride=stride, skeleton=self.skeleton,
-                             options=self.options.decode)
+        poses = self.codec.decode(heatmaps, pafs, image_shape, stride=stride)
         self.timing["decode_s"] += time.perf_counter() - t0
         self.timing["images"] += 1
         return poses
 
     def estimate(self, image: np.ndarray) -> list[dict]:
-        """People in ``image`` (``uint8 (H, W, 3)`` BGR): ``[{"keypoints": [51 floats, COCO order,
-        input-image pixels], "score": float}]``."""
+        """People in ``image`` (``uint8 (H, W, 3)`` BGR): ``[{"keypoints": [3K floats, dataset
+        keypoint order, image pixels], "score": float}]``."""
         heat, paf, stride = self.maps(image)
         return self.decode(heat, paf, stride, image.shape[:2])
+
+
+# ---------------------------------------------------------------------------------------------
+# Frame sources and the video writer
+# ---------------------------------------------------------------------------------------------
+
+VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def is_video(source: str) -> bool:
+    """A webcam index (``"0"``) or a video file name."""
+    return str(source).isdigit() or str(source).lower().endswith(VIDEO_EXT)
+
+
+def frames(source: str):
+    """Yield ``(name, BGR frame)`` from an image, a folder of images, a video file or a webcam index.
+
+    Raises:
+        DataError: a source that cannot be opened, an empty folder or video.
+    """
+    from .coco import read_image
+    source = str(source)
+    if is_video(source):
+        cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
+        if not cap.isOpened():
+            raise DataError(f"{source}: cannot open video source")
+        k = 0
+        try:
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                yield f"frame_{k:06d}", frame
+                k += 1
+        finally:
+            cap.release()
+        if k == 0:
+            raise DataError(f"{source}: no frame could be read")
+        return
+    p = Path(source)
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
+        if not files:
+            raise DataError(f"{p}: no images in the folder")
+        for f in files:
+            yield f.stem, read_image(f)
+    else:
+        yield p.stem, read_image(p)
+
+
+class VideoWriter:
+    """An MP4 writer opened on the first frame (its size fixes the video's)."""
+
+    def __init__(self, path: str | Path, fps: float = 25.0):
+        self.path, self.fps, self._w = Path(path), fps, None
+
+    def write(self, frame: np.ndarray) -> None:
+        if self._w is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._w = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                      (frame.shape[1], frame.shape[0]))
+        self._w.write(frame)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.release()
+
+
+def predict_source(source: str, out_dir: str | Path, weights: str | Path | None = None,
+                   models_dir: str | Path | None = None, mode: str = "route",
+                   options: InferenceOptions | None = None, decode: dict | None = None,
+                   show_names: bool = False, show_maps: bool = False, max_frames: int | None = None) -> dict:
+    """Poses in every frame of ``source`` (:func:`frames`) from one expert (``weights``) or the
+    ensemble of ``models_dir`` (``mode`` route or fuse); one network pass per frame serves both the
+    people and the map panels.
+
+    Writes ``out_dir/<name>_pose.jpg`` per image (or ``overlay.mp4`` for a video or webcam) and
+    ``poses.json`` = ``[{"image_id": frame or file name, "category_id": 1, "keypoints": [3K],
+    "score"}]``.
+
+    Returns:
+        ``{"frames", "people", "network_ms", "decode_ms"}`` (milliseconds per frame).
+    Raises:
+        DataError: a missing model or an unreadable source.
+    """
+    from .files import write_json_atomic
+    from .visualize import draw_poses, map_panel
+    decode = decode or {}
+    if weights:
+        experts = [PoseEstimator.from_weights(weights, options, **decode)]
+        maps_fn, decoder = experts[0].maps, experts[0]
+    else:
+        from .ensemble import Ensemble
+        ens = Ensemble.from_models_dir(models_dir, options, **decode)
+        experts, maps_fn, decoder = list(ens.experts.values()), ens.predictor(mode, maps=True), ens
+    skeleton = experts[0].skeleton
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    video = VideoWriter(out / "overlay.mp4") if is_video(source) else None
+    results, n = [], 0
+    try:
+        for k, (name, frame) in enumerate(frames(source)):
+            if max_frames is not None and k >= max_frames:
+                break
+            heat, paf, stride = maps_fn(frame)
+            people = decoder.decode(heat, paf, stride, frame.shape[:2])
+            n += 1
+            vis = draw_poses(frame, people, skeleton, show_names=show_names)
+            if show_maps:
+                vis = np.concatenate([vis, map_panel(frame, heat, paf)[:, frame.shape[1]:]], 1)
+            results += [{"image_id": name, "category_id": 1, **q} for q in people]
+            if video is not None:
+                video.write(vis)
+            else:
+                cv2.imwrite(str(out / f"{name}_pose.jpg"), vis)
+    finally:
+        if video is not None:
+            video.close()
+    write_json_atomic(results, out / "poses.json")
+    per = max(n, 1)
+    return {"frames": n, "people": len(results),
+            "network_ms": 1000 * sum(e.timing["network_s"] for e in experts) / per,
+            "decode_ms": 1000 * sum(e.timing["decode_s"] for e in experts) / per}

@@ -1,8 +1,14 @@
 """CPM/PAF networks (Cao et al. 2017, Fig. 3) written with ``keras`` only.
 
 Two families, both with the CMU convention: input ``(H, W, 3)`` float **BGR 0..255**, normalised in
-the model as ``x / 256 - 0.5``; outputs per stage ``t`` = PAF ``(H/8, W/8, 38)`` ("L1") then heatmaps
-``(H/8, W/8, 19)`` ("L2"), i.e. ``[stage1_L1, stage1_L2, ..., stageT_L1, stageT_L2]``.
+the model as ``x / 256 - 0.5``; outputs per stage ``t`` = PAF ``(H/8, W/8, 2L)`` ("L1") then heatmaps
+``(H/8, W/8, P + 1)`` ("L2"), i.e. ``[stage1_L1, stage1_L2, ..., stageT_L1, stageT_L2]``; 38 and 19
+channels for OpenPose COCO-18, any skeleton's counts otherwise.
+
+A network is a :class:`PoseNetwork`: a registered Keras model class whose config holds the network
+hyper-parameters, the :class:`~keras_openpose.codec.PafCodec` (skeleton, stride, target widths,
+decoder options), the precision and the input convention, so a saved ``.keras`` file is all a user
+needs (:func:`load_network`).
 
 * ``vgg19``: the CMU COCO model: VGG-19 ``conv1_1 ... conv4_2``, ``conv4_3_CPM`` (256),
   ``conv4_4_CPM`` (128); stage 1 = three 3x3x128, 1x1x512, 1x1 out per branch (``conv5_*_CPM_L{1,2}``);
@@ -16,12 +22,17 @@ the model as ``x / 256 - 0.5``; outputs per stage ``t`` = PAF ``(H/8, W/8, 38)``
 """
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 from keras import layers
 
-from .skeleton import DEFAULT_SKELETON
+from .codec import DEFAULT_CODEC, PafCodec
+from .errors import DataError
+from .files import atomic_path, copy_atomic, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,8 @@ class ModelConfig:
         width: channel multiplier of the mobilenet backbone.
         channels: width of the neck and the stages (mobilenet).
         refine_blocks: residual blocks per refinement stage (mobilenet).
-        num_heatmaps, num_pafs: output channels (19 and 38 for OpenPose COCO-18).
+        num_heatmaps, num_pafs: output channels (19 and 38 for OpenPose COCO-18); set from the
+            codec by :class:`PoseNetwork`.
         weight_decay: L2 kernel regulariser (Keras semantics: adds ``wd * sum(w^2)``).
         norm: normalisation of the mobilenet family: ``group`` (GroupNorm, 8 groups: the same in
             training and inference, robust at the small batches of CPU training) or ``batch``.
@@ -45,8 +57,8 @@ class ModelConfig:
     width: float = 1.0
     channels: int = 128
     refine_blocks: int = 5
-    num_heatmaps: int = DEFAULT_SKELETON.num_heatmaps
-    num_pafs: int = DEFAULT_SKELETON.num_pafs
+    num_heatmaps: int = DEFAULT_CODEC.num_heatmaps
+    num_pafs: int = DEFAULT_CODEC.num_pafs
     weight_decay: float = 5e-4
     norm: str = "group"
 
@@ -57,12 +69,16 @@ MODEL_CONFIGS = {
     "tiny": ModelConfig("mobilenet", stages=2, width=0.5, channels=64, refine_blocks=2),
 }
 
-STRIDE = 8
+#: Both families down-sample three times by 2: their maps are at stride 8 (the codec's stride must match).
+NETWORK_STRIDE = 2 ** 3
+
+#: How images enter every network (stored in each saved model's description).
+INPUT_CONVENTION = {"channels": "BGR", "range": [0, 255], "normalisation": "x / 256 - 0.5, inside the network",
+                    "pad_value": 128, "pad": "bottom/right to a multiple of the stride"}
 
 
 def get_config(name_or_cfg) -> ModelConfig:
     """A :class:`ModelConfig` from a name in :data:`MODEL_CONFIGS`, a dict or a config."""
-    from .errors import DataError
     if isinstance(name_or_cfg, ModelConfig):
         return name_or_cfg
     if isinstance(name_or_cfg, dict):
@@ -195,29 +211,141 @@ def _mobilenet(x, cfg: ModelConfig):
     return outs
 
 
-def build_model(config="vgg19", input_shape=(None, None, 3), name: str | None = None) -> keras.Model:
-    """Build a CPM/PAF network.
+@keras.saving.register_keras_serializable(package="keras_openpose")
+class PoseNetwork(keras.Model):
+    """A CPM/PAF network that describes itself (see module doc).
+
+    Args:
+        network: a name of :data:`MODEL_CONFIGS` (``vgg19``, ``lightweight``, ``tiny``), a dict or a
+            :class:`ModelConfig`; its output channel counts are taken from the codec.
+        codec: :class:`~keras_openpose.codec.PafCodec` or its ``to_dict()`` (default OpenPose COCO-18).
+        precision: dtype policy of the hidden layers (``float32``, ``mixed_bfloat16``,
+            ``mixed_float16``); default the global policy. Output convolutions compute in float32.
+        domain: the expert's domain (``normal``, ``dark``, ``motion_blur``).
+        info: free JSON-able facts (training steps, run folder).
+    Raises:
+        DataError: unknown network, or a codec whose stride is not the network's (8).
+    """
+
+    def __init__(self, network="vgg19", codec=None, precision: str | None = None, domain: str = "normal",
+                 info: dict | None = None, name: str | None = None, **kwargs):
+        kwargs.pop("input", None)       # the input convention is fixed; stored for readers only
+        codec = codec if isinstance(codec, PafCodec) else (
+            DEFAULT_CODEC if codec is None else PafCodec.from_dict(codec, "model description"))
+        if codec.stride != NETWORK_STRIDE:
+            raise DataError(f"codec stride {codec.stride}: the networks output maps at stride {NETWORK_STRIDE}")
+        cfg = dataclasses.replace(get_config(network), num_heatmaps=codec.num_heatmaps, num_pafs=codec.num_pafs)
+        precision = precision or keras.config.dtype_policy().name
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(precision)
+        try:
+            inp = keras.Input((None, None, 3), name="image")
+            x = layers.Rescaling(1.0 / 256, offset=-0.5, name="normalize")(inp)
+            outs = _vgg19_cmu(x, cfg) if cfg.family == "vgg19" else _mobilenet(x, cfg)
+            super().__init__(inp, outs, name=name or f"openpose_{cfg.family}", **kwargs)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        self.network_config, self.codec, self.precision = cfg, codec, precision
+        self.domain, self.info = domain, dict(info or {})
+
+    @property
+    def stages(self) -> int:
+        return len(self.outputs) // 2
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "network": dataclasses.asdict(self.network_config),
+                "codec": self.codec.to_dict(), "precision": self.precision, "domain": self.domain,
+                "info": self.info, "input": INPUT_CONVENTION}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def describe(self) -> dict:
+        """The description saved in the file (JSON-able)."""
+        return self.get_config()
+
+
+def build_model(config="vgg19", codec: PafCodec | None = None, precision: str | None = None,
+                domain: str = "normal", name: str | None = None) -> PoseNetwork:
+    """Build a CPM/PAF network (:class:`PoseNetwork`).
 
     Args:
         config: a name of :data:`MODEL_CONFIGS` (``vgg19``, ``lightweight``, ``tiny``), a dict or a
             :class:`ModelConfig`.
-        input_shape: ``(H, W, 3)``; ``None`` dims allowed (fully convolutional, stride 8).
+        codec: the maps' codec (default: OpenPose COCO-18, 19 heatmaps, 38 PAFs).
+        precision: dtype policy of the hidden layers (default: the global policy).
     Returns:
-        a functional ``keras.Model`` with input ``image`` (BGR 0..255) and ``2 x stages`` outputs
-        (see module doc). Layers follow the global dtype policy (e.g. ``mixed_bfloat16``); the
-        output convolutions compute in float32.
+        a fully convolutional model: input ``image (B, H, W, 3)`` BGR 0..255, ``2 x stages``
+        outputs (module doc) at stride 8.
     Raises:
         DataError: unknown config name.
     """
-    cfg = get_config(config)
-    inp = keras.Input(input_shape, name="image")
-    x = layers.Rescaling(1.0 / 256, offset=-0.5, name="normalize")(inp)
-    outs = _vgg19_cmu(x, cfg) if cfg.family == "vgg19" else _mobilenet(x, cfg)
-    model = keras.Model(inp, outs, name=name or f"openpose_{cfg.family}")
-    model.openpose_config = cfg
-    return model
+    return PoseNetwork(config, codec, precision, domain, name=name)
 
 
 def inference_model(model: keras.Model) -> keras.Model:
     """The last stage's ``[PAF, heatmaps]`` of a training model (shares its weights)."""
     return keras.Model(model.inputs, model.outputs[-2:], name=model.name + "_inference")
+
+
+def save_model_atomic(model: keras.Model, path: str | Path) -> Path:
+    """``model.save`` to a temporary file in the same folder, then rename: never a half-written model."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return Path(path)
+
+
+def load_network(path: str | Path, compile: bool = False) -> keras.Model:
+    """Load a saved network (``.keras``, or a run folder holding ``model.keras``).
+
+    Returns:
+        the model; a :class:`PoseNetwork` carries its codec (``model.codec``); files saved as plain
+        functional models (older versions) get :func:`network_codec`'s default.
+    Raises:
+        DataError: missing file, or not a Keras model file (naming the file).
+    """
+    from . import losses  # noqa: F401  (registers MaskedL2 / MultiplierSGD for checkpoints)
+    path = Path(path)
+    if path.is_dir():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise DataError(f"{path}: model weights not found")
+    try:
+        return keras.saving.load_model(path, compile=compile)
+    except Exception as e:  # keras raises many types for a bad archive
+        raise DataError(f"{path}: not a Keras model file ({type(e).__name__}: {str(e).splitlines()[0][:120]})") from None
+
+
+def network_codec(model) -> PafCodec:
+    """The codec of a loaded network: its own, or OpenPose COCO-18 for a plain functional model
+    with 38 + 19 output channels.
+
+    Raises:
+        DataError: a plain model with other channel counts (nothing says which skeleton it has).
+    """
+    codec = getattr(model, "codec", None)
+    if isinstance(codec, PafCodec):
+        return codec
+    paf, heat = model.outputs[-2].shape[-1], model.outputs[-1].shape[-1]
+    if (paf, heat) != (DEFAULT_CODEC.num_pafs, DEFAULT_CODEC.num_heatmaps):
+        raise DataError(f"model {model.name}: {heat} heatmaps and {paf // 2} limbs but no saved skeleton "
+                        "(re-save it with keras_openpose to describe it)")
+    return DEFAULT_CODEC
+
+
+def expert_path(models_dir: str | Path, domain: str) -> Path:
+    """Where the expert of ``domain`` is published: ``<models_dir>/pose_<domain>.keras``."""
+    return Path(models_dir) / f"pose_{domain}.keras"
+
+
+def publish_model(model_path: str | Path, models_dir: str | Path, domain: str, extra: dict | None = None) -> Path:
+    """Copy a trained model to :func:`expert_path` atomically and record it in
+    ``<models_dir>/manifest.json`` (``{"pose_<domain>": {"file", ...extra}}``). Returns the path."""
+    models_dir = Path(models_dir)
+    dst = copy_atomic(model_path, expert_path(models_dir, domain))
+    man_path = models_dir / "manifest.json"
+    man = json.loads(man_path.read_text()) if man_path.exists() else {}
+    man[f"pose_{domain}"] = {"file": dst.name, **(extra or {})}
+    write_json_atomic(man, man_path)
+    return dst

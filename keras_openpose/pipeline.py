@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from .augment import augment_sample
-from .codec import encode_targets
+from .codec import PafCodec
 from .config import AugmentConfig
-from .skeleton import DEFAULT_SKELETON, Skeleton
+from .errors import DataError
 
 
 class SampleMaker:
@@ -25,14 +25,21 @@ class SampleMaker:
         store: a store or a list of stores (e.g. train2014 and val2014-minus-the-test-list); the
             samples are the main people of all of them.
         cfg: augmentation settings.
+        codec: the map codec (skeleton, stride, target widths).
         domain: expert domain whose effect is applied on the fly.
         train: random augmentation (else identity warp centred on the main person).
+    Raises:
+        DataError: a store whose keypoint count is not the skeleton's.
     """
 
-    def __init__(self, store, cfg: AugmentConfig, domain: str = "normal", train: bool = True,
-                 skeleton: Skeleton = DEFAULT_SKELETON):
+    def __init__(self, store, cfg: AugmentConfig, codec: PafCodec, domain: str = "normal", train: bool = True):
         self.stores = list(store) if isinstance(store, (list, tuple)) else [store]
-        self.cfg, self.domain, self.train, self.skeleton = cfg, domain, train, skeleton
+        self.cfg, self.codec, self.domain, self.train = cfg, codec, domain, train
+        K = codec.skeleton.num_keypoints
+        for st in self.stores:
+            if st.keypoints.shape[1] != K:
+                raise DataError(f"{st.path}: {st.keypoints.shape[1]} keypoints per person, skeleton "
+                                f"{codec.skeleton.name!r} has {K}")
         per = [st.samples() for st in self.stores]
         #: ``(S, 3)`` rows ``(store index, image row, person row)``
         self.rows = np.concatenate([np.concatenate([np.full((len(p), 1), k), p], 1) for k, p in enumerate(per)]
@@ -41,6 +48,11 @@ class SampleMaker:
 
     def __len__(self):
         return len(self.samples)
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """``(g, g)``: the map shape of a crop."""
+        return self.codec.map_shape((self.cfg.crop, self.cfg.crop))
 
     def make(self, index: int, seed: int):
         """Sample ``index`` with random stream ``seed`` ->
@@ -51,9 +63,8 @@ class SampleMaker:
         sl = st.people(img_row)
         crop, mask, parts = augment_sample(
             st.image(img_row), st.mask(img_row), st.keypoints[sl], st.centre[person], st.bbox[person, 3],
-            rng, self.cfg, self.domain, self.train, self.skeleton)
-        g = self.cfg.crop // self.cfg.stride
-        heat, paf = encode_targets(parts, (g, g), self.skeleton, self.cfg.stride, self.cfg.sigma, self.cfg.limb_width)
+            rng, self.cfg, self.codec, self.domain, self.train)
+        heat, paf = self.codec.encode_parts(parts, self.grid)
         return crop, heat, paf, mask
 
 
@@ -82,8 +93,8 @@ def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, s
     import tensorflow as tf
 
     idx, seeds = sample_schedule(len(maker), steps, batch_size, seed, start_step)
-    c, g = maker.cfg.crop, maker.cfg.crop // maker.cfg.stride
-    P1, L2 = maker.skeleton.num_heatmaps, maker.skeleton.num_pafs
+    c, (g, _) = maker.cfg.crop, maker.grid
+    P1, L2 = maker.codec.num_heatmaps, maker.codec.num_pafs
 
     def _make(i, s):
         crop, heat, paf, mask = maker.make(int(i), int(s))

@@ -12,13 +12,14 @@ Layout (all datasets indexed by image row ``i`` or person row ``j``)::
     /images/size         int32 (N, 2)      height, width
     /images/people       int64 (N, 2)      first person row, number of people
     /images/file_name    str (N,)
-    /people/keypoints    float32 (M, 17, 3)   COCO order, x y v (image pixels)
+    /people/keypoints    float32 (M, K, 3)    dataset keypoint order, x y v (image pixels)
     /people/bbox         float32 (M, 4)       x, y, w, h
     /people/area         float32 (M,)         segmentation area, px²
     /people/centre       float32 (M, 2)       bbox centre
     /people/scale        float32 (M,)         bbox height / 368 (the reference's scale_provided)
     /people/is_main      bool (M,)            a sample is centred on this person
-    attrs: split, annotation_file, n_images, n_skipped, skipped (JSON list), complete
+    attrs: split, annotation_file, keypoint_names (JSON), categories (JSON: the categories with
+           keypoints), n_images, n_skipped, skipped (JSON list), complete
 
 Building writes ``OUT.partial`` and renames it to ``OUT`` after an integrity check; an interrupted
 build resumes from the rows already in ``OUT.partial`` (images are processed in a fixed order and
@@ -36,8 +37,9 @@ import cv2
 import h5py
 import numpy as np
 
-from .coco import CocoSplit, decode_image, ignore_mask, keypoints_array, select_main_people
+from .coco import CocoSplit, decode_image, ignore_mask, keypoint_names, keypoints_array, select_main_people
 from .errors import DataError
+from .files import write_bytes_atomic
 
 BOX_SIZE = 368.0
 
@@ -108,7 +110,7 @@ def make_record(split: CocoSplit, image_id: int, mask: np.ndarray | None = None)
     return ImageRecord(
         image_id=int(image_id), file_name=im["file_name"], height=im["height"], width=im["width"],
         jpeg=data, mask_png=encode_mask_png(mask),
-        keypoints=keypoints_array(people).reshape(-1, 17, 3),
+        keypoints=keypoints_array(people, split.num_keypoints).reshape(-1, split.num_keypoints, 3),
         bbox=np.array([a["bbox"] for a in people], np.float32).reshape(-1, 4),
         area=np.array([a["area"] for a in people], np.float32),
         is_main=np.array([a["id"] in main_ids for a in people], bool))
@@ -149,14 +151,12 @@ def write_masks(split: CocoSplit, out_dir: str | Path, ids=None, progress: bool 
         if dst.exists():
             continue
         im = split.images[i]
-        tmp = dst.with_name(dst.name + ".tmp")
-        tmp.write_bytes(encode_mask_png(ignore_mask(split.anns_by_image[i], im["height"], im["width"])))
-        os.replace(tmp, dst)
+        write_bytes_atomic(encode_mask_png(ignore_mask(split.anns_by_image[i], im["height"], im["width"])), dst)
         n += 1
     return n
 
 
-def _create(f: h5py.File):
+def _create(f: h5py.File, K: int):
     vl = h5py.vlen_dtype(np.uint8)
     g = f.create_group("images")
     g.create_dataset("jpeg", (0,), dtype=vl, maxshape=(None,), chunks=(64,))
@@ -166,7 +166,7 @@ def _create(f: h5py.File):
     g.create_dataset("people", (0, 2), dtype=np.int64, maxshape=(None, 2), chunks=(1024, 2))
     g.create_dataset("file_name", (0,), dtype=h5py.string_dtype(), maxshape=(None,), chunks=(1024,))
     p = f.create_group("people")
-    p.create_dataset("keypoints", (0, 17, 3), dtype=np.float32, maxshape=(None, 17, 3), chunks=(1024, 17, 3))
+    p.create_dataset("keypoints", (0, K, 3), dtype=np.float32, maxshape=(None, K, 3), chunks=(1024, K, 3))
     p.create_dataset("bbox", (0, 4), dtype=np.float32, maxshape=(None, 4), chunks=(1024, 4))
     p.create_dataset("area", (0,), dtype=np.float32, maxshape=(None,), chunks=(1024,))
     p.create_dataset("centre", (0, 2), dtype=np.float32, maxshape=(None, 2), chunks=(1024, 2))
@@ -231,7 +231,9 @@ def build_store(split: CocoSplit, out: str | Path, exclude_ids=(), mask_dir: str
     mode = "a" if partial.exists() else "w"
     with h5py.File(partial, mode) as f:
         if mode == "w":
-            _create(f)
+            _create(f, split.num_keypoints)
+            f.attrs["keypoint_names"] = json.dumps(list(keypoint_names(split.data) or ()))
+            f.attrs["categories"] = json.dumps([c for c in split.data["categories"] if c.get("keypoints")])
             f.attrs["split"] = split.split
             f.attrs["annotation_file"] = str(split.annotation_file)
             f.attrs["excluded"] = len(exclude)
@@ -321,6 +323,15 @@ class Store:
         self.centre = self._f["people/centre"][:]
         self.scale = self._f["people/scale"][:]
         self.is_main = self._f["people/is_main"][:]
+        self.keypoint_names = tuple(json.loads(self._f.attrs.get("keypoint_names", "[]")))
+        self.categories = json.loads(self._f.attrs.get("categories", "[]"))
+
+    def coco_data(self) -> dict:
+        """A COCO-like dict of the store's people (``categories`` and ``annotations`` with
+        ``keypoints`` and ``bbox``): what :func:`keras_openpose.config.resolve_skeleton` needs to
+        derive the dataset's skeleton without the annotation file."""
+        anns = [{"keypoints": k.reshape(-1).tolist(), "bbox": b.tolist()} for k, b in zip(self.keypoints, self.bbox)]
+        return {"categories": self.categories, "annotations": anns}
 
     def __len__(self):
         return len(self.image_ids)

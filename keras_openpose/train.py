@@ -3,12 +3,13 @@ resumable checkpoints, per-run logs.
 
 Run folder (``--out``)::
 
-    config.yaml            the TrainConfig of the run (written first)
+    config.yaml            the ExperimentConfig of the run (written first)
     checkpoint.keras       model + optimizer state, written atomically after every epoch
     state.json             {"epoch": e, "step": s} of that checkpoint
     training.csv           one row per epoch (Keras CSVLogger; one file per run)
     tensorboard/           TensorBoard logs
-    model.keras            the final model (written atomically at the end)
+    model.keras            the final model (written atomically at the end; it carries its network
+                           config, codec and domain: keras_openpose.model.PoseNetwork)
 
 Resuming (``resume=True``, the default) reloads ``checkpoint.keras`` with its optimizer state and
 step counter and restarts the deterministic data stream at that step, so the learning rate and
@@ -18,74 +19,16 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import keras
-from keras import ops
 
-from .coco import write_json_atomic
-from .config import TrainConfig, save_yaml, to_dict
+from .files import write_json_atomic
+from .config import ExperimentConfig, TrainConfig, resolve_skeleton
 from .errors import DataError
-
-
-@keras.saving.register_keras_serializable(package="keras_openpose")
-class MaskedL2(keras.losses.Loss):
-    """Caffe-style Euclidean loss with an ignore mask (Cao et al. 2017, eq. 6).
-
-    ``y_true`` is ``(B, h, w, C + 1)``: the target then the mask ``W(p)`` (1 = counted). The loss of
-    a sample is ``0.5 * sum_p,c W(p) * (y_pred - y_true)^2``; Keras averages it over the batch.
-    """
-
-    def __init__(self, name="masked_l2", **kwargs):
-        super().__init__(name=name, **kwargs)
-
-    def call(self, y_true, y_pred):
-        y_pred = ops.cast(y_pred, "float32")
-        target, mask = y_true[..., :-1], y_true[..., -1:]
-        return 0.5 * ops.sum(mask * ops.square(y_pred - target), axis=(1, 2, 3))
-
-
-@keras.saving.register_keras_serializable(package="keras_openpose")
-class MultiplierSGD(keras.optimizers.SGD):
-    """SGD with CMU's per-layer learning-rate multipliers (Caffe ``lr_mult``).
-
-    Backbone and stage 1: kernels x1, biases x2; stages >= 2 (layer names containing
-    ``stage<t>`` with ``t >= 2``): kernels x4, biases x8. For momentum SGD, multiplying a
-    variable's gradient by ``m`` is the same as multiplying its learning rate by ``m``, which is
-    how the multipliers are applied.
-    """
-
-    def __init__(self, *args, multipliers=(1.0, 2.0, 4.0, 8.0), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.multipliers = tuple(multipliers)
-
-    def _mult(self, var) -> float:
-        path = getattr(var, "path", var.name)
-        m = re.search(r"stage(\d+)", path)
-        later = bool(m) and int(m.group(1)) >= 2
-        is_bias = path.endswith("bias")
-        k1, b1, k2, b2 = self.multipliers
-        return (b2 if is_bias else k2) if later else (b1 if is_bias else k1)
-
-    def apply(self, grads, trainable_variables=None):
-        tv = trainable_variables if trainable_variables is not None else self._trainable_variables
-        grads = [None if g is None else g * self._mult(v) for g, v in zip(grads, tv)]
-        return super().apply(grads, trainable_variables)
-
-    def get_config(self):
-        return {**super().get_config(), "multipliers": list(self.multipliers)}
-
-
-def save_model_atomic(model: keras.Model, path: str | Path) -> Path:
-    """``model.save`` to a temp file in the same folder, then rename: never a half-written model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
+from .losses import MaskedL2, MultiplierSGD
+from .model import save_model_atomic
 
 
 class _AtomicCheckpoint(keras.callbacks.Callback):
@@ -150,13 +93,32 @@ def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
     return model
 
 
-def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
+def training_codec(cfg: ExperimentConfig, stores):
+    """The codec of a run: the experiment's skeleton (``auto``: OpenPose COCO-18 for COCO person
+    keypoints, else the store's dataset skeleton) with its stride, widths and decoder options.
+
+    Raises:
+        DataError: stores of different keypoint layouts, or a skeleton that does not fit them.
+    """
+    names = {st.keypoint_names for st in stores}
+    if len(names) > 1:
+        raise DataError(f"stores {', '.join(str(st.path) for st in stores)} hold different keypoint layouts")
+    skeleton = resolve_skeleton(cfg.skeleton, stores[0].coco_data() if stores[0].categories else None,
+                                str(stores[0].path))
+    if skeleton.num_keypoints != stores[0].keypoints.shape[1]:
+        raise DataError(f"{stores[0].path}: {stores[0].keypoints.shape[1]} keypoints per person, skeleton "
+                        f"{skeleton.name!r} has {skeleton.num_keypoints}")
+    return cfg.make_codec(skeleton)
+
+
+def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
                  init_from: str | Path | None = None, verbose: int | None = None,
                  callbacks: list | None = None, init_vgg19: str | Path | None = None) -> Path:
     """Train (or resume) one expert; returns the path of the final ``model.keras``.
 
     Args:
-        cfg: the run's configuration (``cfg.effect`` is the domain applied on the fly).
+        cfg: the experiment (``cfg.model`` the network, ``cfg.train`` the schedule, ``cfg.train.effect``
+            the domain applied on the fly, ``cfg.skeleton`` / ``cfg.codec`` / ``cfg.decode`` the maps).
         store_path: training store (:mod:`keras_openpose.store`), or several (a list, or paths
             separated by commas).
         run_dir: run folder (see module doc).
@@ -172,36 +134,39 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
     import numpy as np
 
     from .domains import EXPERT_DOMAINS
-    from .model import build_model, get_config
+    from .model import build_model, load_network
     from .pipeline import SampleMaker, make_dataset
     from .store import Store
 
-    if cfg.effect not in EXPERT_DOMAINS:
-        raise DataError(f"--effect {cfg.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
-    strategy = get_strategy(cfg.distribute)
+    tc: TrainConfig = cfg.train
+    if tc.effect not in EXPERT_DOMAINS:
+        raise DataError(f"--effect {tc.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
+    strategy = get_strategy(tc.distribute)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_yaml(to_dict(cfg), run_dir / "config.yaml")
-    set_precision(cfg.precision)
-    keras.utils.set_random_seed(cfg.seed)
+    cfg.to_yaml(run_dir / "config.yaml")
+    set_precision(tc.precision)
+    keras.utils.set_random_seed(tc.seed)
     paths = store_path if isinstance(store_path, (list, tuple)) else str(store_path).split(",")
     stores = [Store(p) for p in paths]
-    maker = SampleMaker(stores, cfg.augment, cfg.effect, train=cfg.augment.enabled)
+    codec = training_codec(cfg, stores)
+    maker = SampleMaker(stores, tc.augment, codec, tc.effect, train=tc.augment.enabled)
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
-    total_epochs = max(1, -(-cfg.steps // cfg.steps_per_epoch))
+    total_epochs = max(1, -(-tc.steps // tc.steps_per_epoch))
     ckpt, state_file = run_dir / "checkpoint.keras", run_dir / "state.json"
     initial_epoch = 0
+    info = {"steps": total_epochs * tc.steps_per_epoch, "batch_size": tc.batch_size, "run": str(run_dir),
+            "stores": [str(p) for p in paths]}
     with strategy.scope():
         if resume and ckpt.exists() and state_file.exists():
-            model = keras.saving.load_model(ckpt)
+            model = load_network(ckpt, compile=True)
             initial_epoch = json.loads(state_file.read_text())["epoch"]
         else:
-            model = build_model(cfg.model)  # fully convolutional: (None, None, 3)
+            model = build_model(cfg.model, codec, tc.precision, tc.effect)
+            model.info.update(info)
             if init_from:
-                if not Path(init_from).is_file():
-                    raise DataError(f"{init_from}: --init-from model not found")
-                src = keras.saving.load_model(init_from, compile=False)
+                src = load_network(init_from)
                 try:
                     model.set_weights(src.get_weights())
                 except ValueError as e:
@@ -209,12 +174,11 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
             if init_vgg19:
                 from .weights import load_vgg19_imagenet
                 load_vgg19_imagenet(model, init_vgg19)
-            compile_model(model, cfg)
-    stages = len(model.outputs) // 2
+            compile_model(model, tc)
     if initial_epoch < total_epochs:
-        ds = make_dataset(maker, cfg.batch_size, total_epochs * cfg.steps_per_epoch, stages, cfg.seed,
-                          start_step=initial_epoch * cfg.steps_per_epoch, parallel=cfg.workers or None)
-        callbacks = [_AtomicCheckpoint(run_dir, cfg.steps_per_epoch),
+        ds = make_dataset(maker, tc.batch_size, total_epochs * tc.steps_per_epoch, model.stages, tc.seed,
+                          start_step=initial_epoch * tc.steps_per_epoch, parallel=tc.workers or None)
+        callbacks = [_AtomicCheckpoint(run_dir, tc.steps_per_epoch),
                      keras.callbacks.CSVLogger(str(run_dir / "training.csv"), append=True),
                      keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
         if os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0":
@@ -223,13 +187,11 @@ def train_expert(cfg: TrainConfig, store_path: str | Path, run_dir: str | Path, 
         if verbose is None:
             verbose = 1 if sys.stdout.isatty() else 2
         hist = model.fit(ds, epochs=total_epochs, initial_epoch=initial_epoch,
-                         steps_per_epoch=cfg.steps_per_epoch, callbacks=callbacks, verbose=verbose,
+                         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose,
                          shuffle=False)
         if any(not np.isfinite(v) for v in hist.history.get("loss", [])):
             raise DataError(f"{run_dir}: training diverged (loss is NaN); lower the learning rate")
     final = save_model_atomic(model, run_dir / "model.keras")
-    write_json_atomic({"config": get_config(cfg.model).__dict__, "effect": cfg.effect,
-                       "steps": total_epochs * cfg.steps_per_epoch}, run_dir / "model.json")
     for st in stores:
         st.close()
     return final

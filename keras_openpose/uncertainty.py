@@ -56,12 +56,13 @@ def limb_disagreement(people: list, scale: float, skeleton: Skeleton = DEFAULT_S
     return transl, rot
 
 
-def oks_matrix(dts: list[dict], gts: list[dict]) -> np.ndarray:
+def oks_matrix(dts: list[dict], gts: list[dict], sigmas=None) -> np.ndarray:
     """OKS between detections and reference people, computed by pycocotools' ``computeOks``.
 
     Args:
-        dts: ``[{"keypoints": [51], "score"}]``.
-        gts: ``[{"keypoints": [51], "area", "bbox"}]`` (``v > 0`` = labelled).
+        dts: ``[{"keypoints": [3K], "score"}]``.
+        gts: ``[{"keypoints": [3K], "area", "bbox"}]`` (``v > 0`` = labelled).
+        sigmas: per-keypoint OKS sigmas (default COCO-17's, as pycocotools).
     Returns:
         ``(len(dts), len(gts))`` OKS (rows in the given order).
     """
@@ -69,6 +70,8 @@ def oks_matrix(dts: list[dict], gts: list[dict]) -> np.ndarray:
     if not dts or not gts:
         return np.zeros((len(dts), len(gts)))
     ev = COCOeval(iouType="keypoints")
+    if sigmas is not None:
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
     ev.params.maxDets = [len(dts)]
     ev._gts = defaultdict(list)
     ev._dts = defaultdict(list)
@@ -90,7 +93,7 @@ def _as_reference(person: dict) -> dict:
     return {"keypoints": person["keypoints"], "area": float(w * h), "bbox": [x0, y0, w, h]}
 
 
-def group_people(per_expert: list[list[dict]], min_oks: float = 0.3) -> list[list]:
+def group_people(per_expert: list[list[dict]], min_oks: float = 0.3, sigmas=None) -> list[list]:
     """Pair people across experts without ground truth, by OKS between their predictions.
 
     Greedy: experts are taken in order; each person joins the group whose first member it matches
@@ -106,7 +109,7 @@ def group_people(per_expert: list[list[dict]], min_oks: float = 0.3) -> list[lis
             continue
         if groups:
             refs = [_as_reference(next(p for p in g if p is not None)) for g in groups]
-            oks = oks_matrix(people, refs)
+            oks = oks_matrix(people, refs, sigmas)
         else:
             oks = np.zeros((len(people), 0))
         taken = set()
@@ -175,7 +178,7 @@ def sparsification(uncertainty, error, steps: int = 20):
     return {"fractions": fr.tolist(), "curve": curve.tolist(), "oracle": oracle.tolist(), "ause": ause}
 
 
-def match_by_oks(dets: list[dict], gts: list[dict], min_oks: float = 0.1) -> list[int]:
+def match_by_oks(dets: list[dict], gts: list[dict], min_oks: float = 0.1, sigmas=None) -> list[int]:
     """Greedy one-to-one matching of detections (by descending score) to GT people by OKS.
 
     Returns:
@@ -187,7 +190,7 @@ def match_by_oks(dets: list[dict], gts: list[dict], min_oks: float = 0.1) -> lis
     gts = [g for g in gts if not g.get("iscrowd") and g.get("num_keypoints", 0) > 0]
     if not dets or not gts:
         return out
-    oks = oks_matrix(dets, gts)
+    oks = oks_matrix(dets, gts, sigmas)
     used = set()
     for i in np.argsort([-d.get("score", 0.0) for d in dets], kind="stable"):
         cand = [(oks[i, j], j) for j in range(len(gts)) if j not in used and oks[i, j] >= min_oks]
@@ -229,19 +232,20 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
         gt_anns_by_img[a["image_id"]].append(a)
     persons = []
     L = skeleton.num_limbs
+    sigmas = skeleton.pairing_sigmas
     for img, lists in sorted(by_img.items()):
         if gt_data is not None:
             groups = defaultdict(lambda: [None] * len(experts))
             gts = gt_anns_by_img.get(img, [])
             for e, name in enumerate(experts):
                 ids = ([matches[name].get(d.get("id"), 0) for d in lists[e]] if matches is not None
-                       else match_by_oks(lists[e], gts, gt_min_oks))
+                       else match_by_oks(lists[e], gts, gt_min_oks, sigmas))
                 for d, g in zip(lists[e], ids):
                     if g:
                         groups[g][e] = d
             items = list(groups.items())
         else:
-            items = [(0, g) for g in group_people(lists, min_oks)]
+            items = [(0, g) for g in group_people(lists, min_oks, sigmas)]
         for gid, group in items:
             if sum(p is not None for p in group) < 2:
                 continue
@@ -253,7 +257,7 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
                    "transl": float(np.nanmean(t)) if np.isfinite(t).any() else float("nan"),
                    "rot": float(np.nanmean(r)) if np.isfinite(r).any() else float("nan")}
             if gt is not None:
-                oks = [oks_matrix([p], [gt])[0, 0] if p is not None else 0.0 for p in group]
+                oks = [oks_matrix([p], [gt], sigmas)[0, 0] if p is not None else 0.0 for p in group]
                 rec["error"] = float(1.0 - np.mean(oks))
             persons.append(rec)
     T = np.array([p["transl_limbs"] for p in persons]).reshape(-1, L)
@@ -276,3 +280,54 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
             out[f"sparsification_{key}"] = sp
             out[f"ause_{key}"] = sp["ause"]
     return out
+
+
+def disagreement_for_split(split, results, out, use_gt: bool = True, skeleton: Skeleton = DEFAULT_SKELETON,
+                           experts=None) -> dict:
+    """The experts' disagreement on one evaluated split, from their evaluation runs.
+
+    Reads each expert's ``<split>-<tag>_result.json`` from its latest run folder under ``results``
+    (:func:`keras_openpose.evaluate.results_dir`), pairs people by GT (OKS >= 0.1,
+    :func:`match_by_oks`) or, without ground truth, across experts by OKS, and writes
+    ``<split>-three-model-disagreement.{csv,json,png}`` under ``out``.
+
+    Returns:
+        :func:`disagreement_report` plus ``csv`` and ``png`` paths.
+    Raises:
+        DataError: an expert's evaluation run or results file is missing.
+    """
+    import json
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .domains import EXPERT_DOMAINS
+    from .errors import DataError
+    from .evaluate import model_tag
+    from .files import atomic_write, write_json_atomic
+    from .visualize import plot_sparsification
+    dt, results, out = split.split, Path(results), Path(out)
+    dets = {}
+    for d in experts or EXPERT_DOMAINS:
+        tag = model_tag(d)
+        runs = sorted(results.glob(f"{dt}-{tag}-open-pose-single-scale-*"))
+        if not runs:
+            raise DataError(f"{results}: no eval run of expert {tag!r} on {dt} (run eval_coco2014_single_scale.py first)")
+        f = runs[-1] / f"{dt}-{tag}_result.json"
+        if not f.is_file():
+            raise DataError(f"{f}: results file missing (run eval_coco2014_single_scale.py first)")
+        dets[d] = json.loads(f.read_text())
+    rep = disagreement_report(dets, split.data if use_gt else None, None, skeleton)
+    rows = [(f"transl disagreement {k.replace('-', ' to ')}", v["transl"]) for k, v in rep["limbs"].items()]
+    rows += [(f"rotate disagreement {k.replace('-', ' to ')}", v["rot"]) for k, v in rep["limbs"].items()]
+    rows += [("total transl disagreement", rep["total_transl"]), ("total rotate disagreement", rep["total_rot"])]
+    csv = out / f"{dt}-three-model-disagreement.csv"
+    with atomic_write(csv, "w") as f:
+        pd.DataFrame(rows, columns=["evaluation_metrics", "value"]).to_csv(f, index=False, float_format="%.4f")
+    rep["experts_tags"] = {d: model_tag(d) for d in dets}
+    write_json_atomic(rep, out / f"{dt}-three-model-disagreement.json")
+    png = out / f"{dt}-three-model-sparsification.png"
+    if "sparsification_transl" in rep:
+        plot_sparsification({"translational": rep["sparsification_transl"], "rotational": rep["sparsification_rot"]},
+                            png, f"{dt}: disagreement vs error")
+    return {**rep, "csv": str(csv), "png": str(png)}

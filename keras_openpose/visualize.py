@@ -1,7 +1,6 @@
 """Pictures: skeleton overlays, heatmap/PAF panels, sparsification plots, the AP table."""
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 
 import cv2
@@ -10,16 +9,14 @@ import numpy as np
 from .skeleton import DEFAULT_SKELETON, Skeleton
 
 
-def _colours(n):
-    return [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.9, 1.0)[::-1]) for i in range(n)]
-
-
 def draw_poses(image: np.ndarray, poses: list[dict], skeleton: Skeleton = DEFAULT_SKELETON,
                show_names: bool = False, thickness: int | None = None) -> np.ndarray:
-    """Draw people (COCO keypoints, input-image pixels) on a copy of ``image`` (BGR uint8)."""
+    """Draw people (``{"keypoints": [3K floats]}`` in the skeleton's keypoint order, image pixels) on
+    a copy of ``image`` (BGR uint8): limbs in the skeleton's colours, parts as white dots, part
+    names with ``show_names``."""
     out = image.copy()
     t = thickness or max(1, round(max(image.shape[:2]) / 300))
-    cols = _colours(skeleton.num_limbs)
+    cols = skeleton.limb_colours
     for pose in poses:
         kp = np.asarray(pose["keypoints"], np.float32).reshape(1, -1, 3)
         parts = skeleton.keypoints_to_parts(kp)[0]

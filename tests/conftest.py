@@ -31,19 +31,17 @@ def train_store(tmp_path_factory, train_split):
     return path
 
 
-def render_gt_maps(split, image_id, box=368, stride=8):
-    """Ground-truth heatmaps/PAFs of an image as the network would see it (height resized to box)."""
-    import numpy as np
-
-    from keras_openpose.codec import encode_targets
+def render_gt_maps(split, image_id, box=368, codec=None):
+    """Ground-truth heatmaps/PAFs of an image as the network would see it (height resized to
+    ``box``): ``(heatmaps, pafs, stride)`` with ``stride`` = image pixels per cell."""
+    from keras_openpose.codec import DEFAULT_CODEC
     from keras_openpose.coco import keypoints_array
-    from keras_openpose.skeleton import OPENPOSE_COCO18 as S
+    codec = codec or DEFAULT_CODEC
     im = split.images[image_id]
     H, W = im["height"], im["width"]
-    s = box / H
+    stride = codec.stride * H / box
     anns = [a for a in split.anns_by_image[image_id] if a["num_keypoints"] > 0 and not a["iscrowd"]]
-    parts = S.keypoints_to_parts(keypoints_array(anns))
-    parts[..., :2] = (parts[..., :2] + 0.5) * s - 0.5
-    h, w = int(np.ceil(H * s / stride)), int(np.ceil(W * s / stride))
-    heat, paf = encode_targets(parts, (h, w))
-    return heat, paf, stride / s
+    hr, wr = box, int(round(W * box / H))
+    heat, paf = codec.encode(keypoints_array(anns, codec.skeleton.num_keypoints), (H, W), stride=stride,
+                             map_shape=codec.map_shape((hr, wr)))
+    return heat, paf, stride

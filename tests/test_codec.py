@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from keras_openpose.codec import cell_centres, decode_poses, encode_heatmaps, encode_pafs, encode_targets
+from keras_openpose.codec import DEFAULT_CODEC, PafCodec, cell_centres, decode_poses, encode_heatmaps, encode_pafs
+from keras_openpose.errors import DataError
 from keras_openpose.evaluate import coco_keypoint_eval
-from keras_openpose.skeleton import COCO17_PLAIN, OPENPOSE_COCO18 as S
+from keras_openpose.skeleton import COCO17, OPENPOSE_COCO18 as S
 
 from conftest import render_gt_maps
 
@@ -46,11 +47,17 @@ def test_paf_points_along_limb_and_averages_overlaps():
 
 
 def test_targets_follow_skeleton_definition():
-    parts = np.zeros((1, 17, 3), np.float32)
-    parts[0, :, :2] = np.random.default_rng(0).uniform(0, 100, (17, 2))
-    parts[0, :, 2] = 2
-    heat, paf = encode_targets(parts, (13, 13), COCO17_PLAIN)
+    kp = np.zeros((1, 17, 3), np.float32)
+    kp[0, :, :2] = np.random.default_rng(0).uniform(0, 100, (17, 2))
+    kp[0, :, 2] = 2
+    heat, paf = PafCodec(COCO17).encode(kp, (100, 97))        # maps cover the image: ceil(100/8), ceil(97/8)
     assert heat.shape == (13, 13, 18) and paf.shape == (13, 13, 38)
+    heat18, _ = DEFAULT_CODEC.encode(kp, (100, 97))            # OpenPose adds the neck itself
+    assert heat18.shape == (13, 13, 19)
+    neck = S.parts.index("neck")
+    mid = 0.5 * (kp[0, 5, :2] + kp[0, 6, :2])
+    i, j = np.unravel_index(np.argmax(heat18[..., neck]), heat18.shape[:2])
+    assert abs(cell_centres(13, 8)[j] - mid[0]) <= 4 and abs(cell_centres(13, 8)[i] - mid[1]) <= 4
 
 
 def test_decode_gt_maps_recovers_people(val_split):
@@ -74,8 +81,9 @@ def test_decode_single_person_exact():
            16: (204, 340), 1: (172, 52), 2: (188, 52), 3: (162, 58), 4: (198, 58)}
     for k, (x, y) in pts.items():
         kp[0, k] = (x, y, 2)
-    heat, paf = encode_targets(S.keypoints_to_parts(kp), (46, 46))
-    res = decode_poses(heat, paf, (368, 368))
+    heat, paf = DEFAULT_CODEC.encode(kp, (368, 368))
+    assert heat.shape == (46, 46, 19)
+    res = DEFAULT_CODEC.decode(heat, paf, (368, 368))
     assert len(res) == 1
     got = np.array(res[0]["keypoints"]).reshape(17, 3)
     assert np.all(got[:, 2] == 2)
@@ -83,25 +91,24 @@ def test_decode_single_person_exact():
 
 
 def test_decode_rejects_bad_shapes():
-    with pytest.raises(ValueError, match="heatmaps"):
+    with pytest.raises(DataError, match="heatmaps"):
         decode_poses(np.zeros((4, 4, 5)), np.zeros((4, 4, 38)), (32, 32))
-    with pytest.raises(ValueError, match="pafs"):
+    with pytest.raises(DataError, match="pafs"):
         decode_poses(np.zeros((4, 4, 19)), np.zeros((4, 5, 38)), (32, 32))
     assert decode_poses(np.zeros((4, 4, 19), np.float32), np.zeros((4, 4, 38), np.float32), (32, 32)) == []
 
 
 def test_flip_maps_undo_a_mirror(val_split):
     from keras_openpose.coco import keypoints_array
-    from keras_openpose.inference import _flip_maps
     iid = val_split.ids_with_people()[0]
     anns = [a for a in val_split.anns_by_image[iid] if a["num_keypoints"] > 0 and not a["iscrowd"]]
     parts = S.keypoints_to_parts(keypoints_array(anns) * [0.5, 0.5, 1])
     h, w = 30, 40
-    heat, paf = encode_targets(parts, (h, w))
+    heat, paf = DEFAULT_CODEC.encode_parts(parts, (h, w))
     mirrored = parts.copy()
     mirrored[..., 0] = np.where(parts[..., 2] > 0, (8 * w - 1) - parts[..., 0], 0)
     mirrored = mirrored[:, S.flip_permutation]          # a mirrored person's left is its right
-    mheat, mpaf = encode_targets(mirrored, (h, w))
-    fheat, fpaf = _flip_maps(mheat, mpaf, S)
+    mheat, mpaf = DEFAULT_CODEC.encode_parts(mirrored, (h, w))
+    fheat, fpaf = DEFAULT_CODEC.flip_maps(mheat, mpaf)
     np.testing.assert_allclose(fheat, heat, atol=1e-5)
     np.testing.assert_allclose(fpaf, paf, atol=1e-5)

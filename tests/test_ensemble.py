@@ -2,11 +2,14 @@
 import numpy as np
 import pytest
 
+from keras_openpose.codec import DEFAULT_CODEC
 from keras_openpose.ensemble import Ensemble
 from keras_openpose.errors import DataError
 
 
 class StubExpert:
+    codec = DEFAULT_CODEC
+
     def __init__(self, value):
         self.value, self.calls = value, 0
 

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from keras_openpose.evaluate import DIFFICULT_KEYPOINTS, coco_keypoint_eval, match_to_gt, pck
+from keras_openpose.evaluate import coco_keypoint_eval, difficult_keypoints, match_to_gt, pck
+from keras_openpose.skeleton import COCO17_KEYPOINTS
+
+DIFFICULT_KEYPOINTS = difficult_keypoints(COCO17_KEYPOINTS)
 
 
 def _gt_as_dets(split, ids):

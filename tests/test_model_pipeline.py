@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from keras_openpose.augment import WarpParams, transform_points, warp_matrix
+from keras_openpose.codec import DEFAULT_CODEC
 from keras_openpose.config import AugmentConfig
 from keras_openpose.skeleton import OPENPOSE_COCO18 as S
 
@@ -37,7 +38,7 @@ def test_flip_swaps_left_and_right_parts():
     class FlipRng:  # every draw at its midpoint, and a flip
         def uniform(self, lo=0.0, hi=1.0):
             return 0.0 if (lo, hi) == (0.0, 1.0) else (lo + hi) / 2
-    _, _, parts = augment_sample(img, mask, kp, (120, 100), 200.0, FlipRng(), cfg)
+    _, _, parts = augment_sample(img, mask, kp, (120, 100), 200.0, FlipRng(), cfg, DEFAULT_CODEC)
     ls, rs = S.parts.index("left_shoulder"), S.parts.index("right_shoulder")
     # mirrored, the point labelled right shoulder (x=140) lands left of the crop centre and, being the
     # mirror image of a right shoulder, is labelled left shoulder: the labels keep their image order
@@ -79,7 +80,7 @@ def test_scale_augmentation_is_applied():
 def test_pipeline_batches_are_deterministic(train_store):
     from keras_openpose.pipeline import SampleMaker, make_dataset
     from keras_openpose.store import Store
-    maker = SampleMaker(Store(train_store), AugmentConfig(crop=128), "dark")
+    maker = SampleMaker(Store(train_store), AugmentConfig(crop=128), DEFAULT_CODEC, "dark")
     b1 = next(iter(make_dataset(maker, 2, 3, stages=2, seed=5)))
     b2 = next(iter(make_dataset(maker, 2, 3, stages=2, seed=5)))
     img, targets = b1
@@ -98,7 +99,7 @@ def test_tf_data_service_on_loopback(train_store):
     """The same pipeline, preprocessed by tf.data service workers (dispatcher + 2 workers on loopback)."""
     from keras_openpose.pipeline import SampleMaker, distribute, make_dataset, start_data_service
     from keras_openpose.store import Store
-    maker = SampleMaker(Store(train_store), AugmentConfig(crop=64), "normal")
+    maker = SampleMaker(Store(train_store), AugmentConfig(crop=64), DEFAULT_CODEC, "normal")
     local = [b[0].numpy() for b in make_dataset(maker, 1, 4, stages=1, seed=3)]
     dispatcher, workers = start_data_service(workers=2)
     remote = [b[0].numpy() for b in distribute(make_dataset(maker, 1, 4, stages=1, seed=3), dispatcher.target)]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
-from keras_openpose.config import AugmentConfig, TrainConfig
+from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
 
 
 class _Interrupt(keras.callbacks.Callback):
@@ -22,10 +22,10 @@ class _Interrupt(keras.callbacks.Callback):
 
 
 def _cfg(**kw):
-    base = dict(model="tiny", batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3, lr_step=3,
+    base = dict(batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3, lr_step=3,
                 lr_gamma=0.5, precision="float32", augment=AugmentConfig(crop=64))
     base.update(kw)
-    return TrainConfig(**base)
+    return ExperimentConfig(model="tiny", train=TrainConfig(**base))
 
 
 def test_resume_is_exact(tmp_path, train_store):
@@ -50,7 +50,7 @@ def test_resume_is_exact(tmp_path, train_store):
 
 def test_cmu_learning_rate_multipliers():
     from keras_openpose.model import build_model
-    from keras_openpose.train import MultiplierSGD
+    from keras_openpose.losses import MultiplierSGD
     m = build_model("vgg19")
     opt = MultiplierSGD(1.0)
     mult = {v.path: opt._mult(v) for v in m.trainable_variables}
@@ -81,11 +81,11 @@ def test_it_learns(tmp_path, train_store, train_split):
     cfg = _cfg(steps=400, steps_per_epoch=100, batch_size=3, learning_rate=2e-3, lr_step=300, lr_gamma=0.3,
                precision="mixed_bfloat16", augment=aug)
     path = train_expert(cfg, store, tmp_path / "run", verbose=0)
+    est = PoseEstimator.from_weights(path, InferenceOptions(box_size=192))
     losses = [float(r.split(",")[1]) for r in (tmp_path / "run" / "training.csv").read_text().splitlines()[1:]]
     assert losses[-1] < 0.5 * losses[0], losses
     # decode the training crops themselves (person centred, 0.6 x crop tall)
-    maker = SampleMaker(Store(store), aug, "normal", train=False)
-    est = PoseEstimator.from_weights(path, InferenceOptions(box_size=192))
+    maker = SampleMaker(Store(store), aug, est.codec, "normal", train=False)
     gt = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
     dets = []
     from keras_openpose.augment import transform_points, warp_matrix, draw_params
@@ -113,11 +113,11 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import sys; sys.path.insert(0, {str(REPO)!r})
-from keras_openpose.config import TrainConfig, AugmentConfig
+from keras_openpose.config import ExperimentConfig, TrainConfig, AugmentConfig
 from keras_openpose.train import train_expert, get_strategy
 print("replicas", get_strategy("mirrored").num_replicas_in_sync)
-cfg = TrainConfig(model="tiny", batch_size=4, steps=2, steps_per_epoch=2, precision="float32",
-                  distribute="mirrored", augment=AugmentConfig(crop=64))
+cfg = ExperimentConfig(model="tiny", train=TrainConfig(batch_size=4, steps=2, steps_per_epoch=2, precision="float32",
+                       distribute="mirrored", augment=AugmentConfig(crop=64)))
 print(train_expert(cfg, {str(train_store)!r}, {str(tmp_path / 'mirrored')!r}, verbose=0))
 """
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
