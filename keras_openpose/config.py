@@ -161,8 +161,8 @@ class ExperimentConfig:
     """One experiment (see module doc).
 
     Attributes:
-        skeleton: ``auto`` (OpenPose COCO-18 for COCO person keypoints, else the dataset's own
-            skeleton), ``dataset`` (the annotation file's category, connected if needed), a shipped
+        skeleton: ``auto`` (OpenPose COCO-18 for COCO person keypoints, a shipped skeleton with the
+            data's keypoint names, else the dataset's own skeleton), ``dataset`` (the annotation file's category, connected if needed), a shipped
             name (``openpose_coco18``, ``coco17``, ``hand21``, ``aic14``, ``ap10k17``) or a YAML file.
         model: network: ``vgg19`` (CMU), ``lightweight`` or ``tiny``.
     """
@@ -201,7 +201,7 @@ def resolve_skeleton(spec: str, coco_data: dict | None = None, source: str = "da
         DataError: unknown name, a skeleton whose keypoint count differs from the data's, or
             ``dataset`` without a category with keypoint names.
     """
-    from .skeleton import COCO17, DEFAULT_SKELETON, Skeleton, get_skeleton
+    from .skeleton import DEFAULT_SKELETON, Skeleton, find_shipped, get_skeleton
     category = None
     if coco_data is not None:
         category = next((c for c in coco_data.get("categories", []) if c.get("keypoints")), None)
@@ -210,8 +210,10 @@ def resolve_skeleton(spec: str, coco_data: dict | None = None, source: str = "da
             if spec == "dataset":
                 raise DataError(f"{source}: --skeleton dataset needs a category with 'keypoints' names")
             return DEFAULT_SKELETON
-        if spec == "auto" and tuple(category["keypoints"]) == COCO17.keypoints:
-            return DEFAULT_SKELETON
+        if spec == "auto":
+            shipped = find_shipped(category["keypoints"])
+            if shipped is not None:
+                return shipped
         sigmas = category.get("oks_sigmas")
         return Skeleton.from_coco(category, sigmas=sigmas, annotations=coco_data.get("annotations"),
                                   name=str(category.get("supercategory") or category.get("name", "dataset")))

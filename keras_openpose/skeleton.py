@@ -339,6 +339,25 @@ class Skeleton:
                    added_links=tuple(range(len(user), len(user) + len(added))))
 
 
+def normalise_name(name: str) -> str:
+    """A keypoint name for matching across datasets: lower case, runs of other characters -> ``_``
+    (``"Right Shoulder"`` -> ``"right_shoulder"``)."""
+    return re.sub(r"[^a-z0-9]+", "_", str(name).lower()).strip("_")
+
+
+def find_shipped(names) -> "Skeleton | None":
+    """The shipped skeleton whose keypoints are ``names`` (compared by :func:`normalise_name`), if any;
+    COCO-17 names give OpenPose COCO-18 (the default network layout)."""
+    key = tuple(normalise_name(n) for n in names)
+    if key == tuple(normalise_name(n) for n in DEFAULT_SKELETON.keypoints):
+        return DEFAULT_SKELETON
+    for name in shipped_skeletons():
+        s = get_skeleton(name)
+        if tuple(normalise_name(n) for n in s.keypoints) == key:
+            return s
+    return None
+
+
 def unreachable(n: int, links) -> list[int]:
     """Indices of the nodes ``0..n-1`` not connected (through ``links``) to the largest component."""
     comp = _components(n, links)
@@ -442,7 +461,6 @@ def infer_flip_pairs(names) -> list[tuple[int, int]]:
     return [(d["l"], d["r"]) for d in index.values() if "l" in d and "r" in d]
 
 
-@lru_cache(maxsize=None)
 def get_skeleton(name: str) -> Skeleton:
     """A shipped skeleton by name or alias (``openpose_coco18``, ``coco17``, ``hand21``/``onehand10k``/
     ``freihand``, ``aic14``/``aic``, ``ap10k17``/``ap10k``), or a YAML file path.
@@ -450,11 +468,15 @@ def get_skeleton(name: str) -> Skeleton:
     Raises:
         DataError: unknown name (the message lists the known ones) or a bad file.
     """
-    key = ALIASES.get(name, name)
-    path = SKELETON_DIR / f"{key}.yaml"
+    return _load(ALIASES.get(str(name), str(name)))
+
+
+@lru_cache(maxsize=None)
+def _load(name: str) -> Skeleton:
+    path = SKELETON_DIR / f"{name}.yaml"
     if path.is_file():
         return Skeleton.from_yaml(path)
-    if str(name).endswith((".yaml", ".yml")):
+    if name.endswith((".yaml", ".yml")):
         return Skeleton.from_yaml(name)
     raise DataError(f"unknown skeleton {name!r}; known: {', '.join(shipped_skeletons())} "
                     f"(aliases {', '.join(sorted(ALIASES))}), or a YAML file")

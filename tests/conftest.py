@@ -45,3 +45,14 @@ def render_gt_maps(split, image_id, box=368, codec=None):
     heat, paf = codec.encode(keypoints_array(anns, codec.skeleton.num_keypoints), (H, W), stride=stride,
                              map_shape=codec.map_shape((hr, wr)))
     return heat, paf, stride
+
+
+#: Small real COCO-format sets with other skeletons (research-only images: read from ../shared, never copied).
+SHARED_KEYPOINTS = REPO.parent / "shared" / "data" / "keypoints"
+
+
+def shared_split(annotation: str):
+    """The :class:`CocoSplit` of ``../shared/data/keypoints/<annotation>`` (images beside the JSON)."""
+    from keras_openpose.coco import CocoSplit
+    ann = SHARED_KEYPOINTS / annotation
+    return CocoSplit(ann.parent, ann.stem, ann, ann.parent)
