@@ -27,11 +27,11 @@ def main():
     a = p.parse_args()
     import numpy as np
 
-    from keras_openpose.cli import load_ensemble
+    from keras_openpose.ensemble import Ensemble
     from keras_openpose.coco import CocoSplit
     split = CocoSplit(REPO / "dataset" / "sample", "val2017")
     images = [split.read(i) for i in split.image_ids[:a.images]]
-    ens = load_ensemble(a.models_dir)
+    ens = Ensemble.from_models_dir(a.models_dir)
     fns = {"expert": ens.experts["normal"].estimate, "classifier": ens.classifier.probabilities,
            "route": ens.route, "fuse": ens.fuse, "all": ens.all}
     for fn in fns.values():          # warm-up

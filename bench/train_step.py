@@ -28,7 +28,8 @@ set_precision({precision!r})
 m = compile_model(build_model({config!r}), TrainConfig(learning_rate=1e-5))
 b, c = {batch}, 368
 x = np.random.default_rng(0).uniform(0, 255, (b, c, c, 3)).astype(np.float32)
-ys = [np.zeros((b, c // 8, c // 8, o.shape[-1] + 1), np.float32) for o in m.outputs]
+g = c // m.codec.stride
+ys = [np.zeros((b, g, g, o.shape[-1] + 1), np.float32) for o in m.outputs]
 m.train_on_batch(x, ys)  # trace + warm-up
 t0 = time.perf_counter()
 for _ in range({steps}):

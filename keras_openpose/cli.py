@@ -74,23 +74,14 @@ def _data_args(p, split_flag="--split", required_split=False):
     p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
 
 
-def _path(p) -> Path:
-    """A path from a flag or an experiment file: as given when it exists, else under the project."""
-    p = Path(p)
-    return p if p.is_absolute() or p.exists() else PROJECT_ROOT / p
-
-
 def _split(a, exp, which: str = "train"):
-    """The :class:`~keras_openpose.coco.CocoSplit` named by the data flags, else by the experiment."""
-    from .coco import CocoSplit
+    """The split named by the data flags, else by the experiment's ``data`` section."""
+    from .coco import open_split
     d = exp.data
-    ann = a.annotations or getattr(d, f"{which}_annotations")
-    images = a.images or getattr(d, f"{which}_images")
-    if ann:
-        ann = _path(ann)
-        return CocoSplit(ann.parent, a.split or ann.stem, ann, _path(images) if images else ann.parent)
-    root = _path(a.coco_root or d.coco_root)
-    return CocoSplit(root, a.split or getattr(d, f"{which}_split"), None, _path(images) if images else None)
+    if a.annotations:   # a file named on the command line: the split is named after it
+        return open_split(split=a.split, annotations=a.annotations, images=a.images)
+    return open_split(a.coco_root or d.coco_root, a.split or getattr(d, f"{which}_split"),
+                      getattr(d, f"{which}_annotations"), a.images or getattr(d, f"{which}_images"))
 
 
 _DECODE_HELP = {"peak_threshold": "minimum heatmap value of a keypoint candidate",
@@ -431,20 +422,6 @@ def _setup_eval(a, exp):
     return split, ids
 
 
-def _check_layout(split, codec):
-    if split.num_keypoints != codec.skeleton.num_keypoints:
-        raise DataError(f"{split.annotation_file}: {split.num_keypoints} keypoints per annotation, the model's "
-                        f"skeleton {codec.skeleton.name!r} has {codec.skeleton.num_keypoints}")
-
-
-def _subsets(split):
-    """The reference's deform/rare/crowded PCK subsets (COCO val2014 ids) that exist in ``split``."""
-    import pandas as pd
-    df = pd.read_csv(PROJECT_ROOT / "dataset" / "lists" / "deform_rare_crowded_list.csv")
-    out = {c: [int(v) for v in df[c].dropna() if int(v) in split.images] for c in df.columns}
-    return {c: ids for c, ids in out.items() if ids}
-
-
 def eval_single_scale(argv=None):
     p = _parser("eval_coco2014_single_scale.py",
                 "Evaluate one expert on a COCO-format split: COCO keypoint AP (pycocotools, the skeleton's OKS "
@@ -459,7 +436,7 @@ def eval_single_scale(argv=None):
     _eval_args(p)
     a = p.parse_args(argv)
     from .domains import effect_from_flag
-    from .evaluate import evaluate_predictor, model_tag, results_dir
+    from .evaluate import check_layout, evaluate_predictor, model_tag, reference_subsets, results_dir, summary_line
     from .inference import PoseEstimator
     from .model import expert_path
     exp = _experiment(a)
@@ -469,7 +446,7 @@ def eval_single_scale(argv=None):
     est = None
     if a.compute_keypoint or Path(weights).exists():
         est = PoseEstimator.from_weights(weights, _inference_options(a, exp), **_decode_overrides(a))
-        _check_layout(split, est.codec)
+        check_layout(split, est.codec)
         skeleton = est.skeleton
     else:  # scoring cached predictions: the experiment's skeleton for the data
         from .config import resolve_skeleton
@@ -478,25 +455,8 @@ def eval_single_scale(argv=None):
     out = results_dir(a.out, split.split, tag, len(ids))
     s = evaluate_predictor(est.estimate if est else None, split, ids, out, f"{split.split}-{tag}",
                            compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays,
-                           subsets=_subsets(split), timing=est.timing if est else None, skeleton=skeleton)
-    print_summary(s, out)
-
-
-def print_summary(s, out):
-    """One line per evaluation run: AP (or PCK when the skeleton has no OKS sigmas), timing."""
-    split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
-                if "network_ms_per_image" in s else "")
-    if s.get("stats"):
-        st = s["stats"]
-        print(f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
-              f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} "
-              f"({s['images']} images)")
-    elif "pck" in s:
-        print(f"{out}: PCK@{s['pck_alpha']} {s['pck']['all']:.3f}  AUC {s['pck_auc']['all']:.3f}  "
-              f"EPE {s['epe']['all']:.1f} px  (no OKS sigmas: AP undefined)  "
-              f"{s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} ({s['images']} images)")
-    else:
-        print(f"{out}: {s['detections']} people in {s['images']} images")
+                           subsets=reference_subsets(split), timing=est.timing if est else None, skeleton=skeleton)
+    print(summary_line(s, out))
 
 
 def ensemble(argv=None):
@@ -515,26 +475,26 @@ def ensemble(argv=None):
     _eval_args(p)
     a = p.parse_args(argv)
     from .ensemble import Ensemble
-    from .evaluate import evaluate_predictor, map_scores, model_tag, results_dir
+    from .evaluate import check_layout, evaluate_predictor, map_scores, model_tag, results_dir, summary_line
     from .files import write_json_atomic
     exp = _experiment(a)
     split, ids = _setup_eval(a, exp)
     ens = Ensemble.from_models_dir(a.models_dir, _inference_options(a, exp), need_classifier=a.mode != "all",
                                    fuse_temperature=a.fuse_temperature, **_decode_overrides(a))
-    _check_layout(split, ens.codec)
+    check_layout(split, ens.codec)
     skeleton = ens.codec.skeleton
     if a.mode == "all":
         for d, est in ens.experts.items():
             out = results_dir(a.out, split.split, model_tag(d), len(ids))
-            print_summary(evaluate_predictor(est.estimate, split, ids, out, f"{split.split}-{model_tag(d)}",
-                                             compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
-                                             skeleton=skeleton), out)
+            print(summary_line(evaluate_predictor(est.estimate, split, ids, out, f"{split.split}-{model_tag(d)}",
+                                                  compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
+                                                  skeleton=skeleton), out))
         return
     out = results_dir(a.out, split.split, f"ensemble_{a.mode}", len(ids))
     s = evaluate_predictor(ens.predictor(a.mode), split, ids, out, f"{split.split}-ensemble_{a.mode}",
                            compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays,
                            skeleton=skeleton)
-    print_summary(s, out)
+    print(summary_line(s, out))
     if a.map_scores:
         ms = map_scores(ens.predictor(a.mode, maps=True), split, ids, codec=ens.codec)
         write_json_atomic(ms, out / "map_scores.json")

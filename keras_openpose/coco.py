@@ -152,6 +152,27 @@ class CocoSplit:
                 if any(a["num_keypoints"] > 0 and not a["iscrowd"] for a in self.anns_by_image[i])]
 
 
+def open_split(coco_root=None, split: str | None = None, annotations=None, images=None) -> CocoSplit:
+    """A split from a COCO root (``coco_root`` + ``split``) or from any COCO-format file
+    (``annotations``, images in ``images`` or beside the file; the split is named after the file).
+    Relative paths that do not exist from the working directory are taken from the project root.
+
+    Raises:
+        DataError: a missing file or folder, or neither a root nor a file.
+    """
+    from .config import PROJECT_ROOT
+
+    def resolve(p):
+        p = Path(p)
+        return p if p.is_absolute() or p.exists() else PROJECT_ROOT / p
+    if annotations:
+        ann = resolve(annotations)
+        return CocoSplit(ann.parent, split or ann.stem, ann, resolve(images) if images else ann.parent)
+    if coco_root is None or split is None:
+        raise DataError("name the data: --coco-root and a split, or --annotations FILE")
+    return CocoSplit(resolve(coco_root), split, None, resolve(images) if images else None)
+
+
 # ---------------------------------------------------------------------------------------------
 # Masks and people
 # ---------------------------------------------------------------------------------------------

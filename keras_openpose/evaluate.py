@@ -260,6 +260,40 @@ CROWDED_INDEX = 0.1
 # ---------------------------------------------------------------------------------------------
 
 
+def check_layout(split, codec) -> None:
+    """Raise :class:`DataError` when the split's keypoints per annotation are not the codec skeleton's."""
+    if split.num_keypoints != codec.skeleton.num_keypoints:
+        raise DataError(f"{split.annotation_file}: {split.num_keypoints} keypoints per annotation, the model's "
+                        f"skeleton {codec.skeleton.name!r} has {codec.skeleton.num_keypoints}")
+
+
+def reference_subsets(split) -> dict:
+    """The reference's deform / rare / crowded PCK subsets (COCO val2014 ids, ``dataset/lists``)
+    that have images in ``split``: ``{label: [image ids]}``."""
+    import pandas as pd
+
+    from .config import PROJECT_ROOT
+    df = pd.read_csv(PROJECT_ROOT / "dataset" / "lists" / "deform_rare_crowded_list.csv")
+    out = {c: [int(v) for v in df[c].dropna() if int(v) in split.images] for c in df.columns}
+    return {c: ids for c, ids in out.items() if ids}
+
+
+def summary_line(s: dict, out) -> str:
+    """One line per evaluation run: AP (or PCK when the skeleton has no OKS sigmas), timing."""
+    split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
+                if "network_ms_per_image" in s else "")
+    if s.get("stats"):
+        st = s["stats"]
+        return (f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
+                f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} "
+                f"({s['images']} images)")
+    if "pck" in s:
+        return (f"{out}: PCK@{s['pck_alpha']} {s['pck']['all']:.3f}  AUC {s['pck_auc']['all']:.3f}  "
+                f"EPE {s['epe']['all']:.1f} px  (no OKS sigmas: AP undefined)  "
+                f"{s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} ({s['images']} images)")
+    return f"{out}: {s['detections']} people in {s['images']} images"
+
+
 def model_tag(domain: str) -> str:
     """The reference's name of an expert in result folders: ``ours`` (normal), ``dark``, ``motion_blur``."""
     return {"": "ours", "normal": "ours"}.get(domain.lstrip("_"), domain.lstrip("_"))
