@@ -540,11 +540,11 @@ def validate(weights, images_dir, labels: str | None = None, strengths=None, see
             ``"low_light"``: each image as a simulated low-light capture
             (:func:`keras_openpose.domains.low_light`, :data:`LOW_LIGHT_VARIANTS`), labelled dark.
     Returns:
-        ``{"predictions": [{"image", "probabilities", ["label", "variant"]}], "accuracy",
-        "confusion", ["accuracy_by_variant"]}`` (accuracy and the confusion matrix, rows = true
-        class, only with labels).
+        ``{"predictions": [{"image", "probabilities", ["label", "variant"]}], "skipped": [lines],
+        "accuracy", "confusion", ["accuracy_by_variant"]}`` (accuracy and the confusion matrix,
+        rows = true class, only with labels); unreadable or tiny images are skipped and listed.
     Raises:
-        DataError: unknown ``labels``, unreadable image, missing folder or weights.
+        DataError: unknown ``labels``, missing folder or weights.
     """
     from tqdm import tqdm
 
@@ -557,10 +557,12 @@ def validate(weights, images_dir, labels: str | None = None, strengths=None, see
     preds, y_true, y_pred, names = [], [], [], []
     sets = strengths if strengths is not None else VAL_STRENGTHS
     dark = clf.classes.index("dark") if "dark" in clf.classes else None
+    skipped = []
     for f in tqdm(files, desc=f"classify {Path(images_dir).name}", disable=not progress):
         img = cv2.imread(str(f))
-        if img is None:
-            raise DataError(f"{f}: not a readable image")
+        if img is None or min(img.shape[:2]) < 16:   # skipped and listed; the folder goes on
+            skipped.append(f"{f}: " + ("not a readable image" if img is None else f"too small ({img.shape[1]}x{img.shape[0]})"))
+            continue
         if labels == "synthesize":
             variants = [(c, f"{clf.classes[c]}" + ("" if clf.classes[c] == "normal" else f"@{s[clf.classes[c]]:g}"),
                          _effect_sample(img, c, rng, s)) for s in sets for c in range(len(clf.classes))]
@@ -580,7 +582,7 @@ def validate(weights, images_dir, labels: str | None = None, strengths=None, see
             if name is not None:
                 rec["variant"] = name
             preds.append(rec)
-    out = {"predictions": preds}
+    out = {"predictions": preds, "skipped": skipped}
     if y_true:
         cm = np.zeros((len(clf.classes),) * 2, int)
         for t, p in zip(y_true, y_pred):

@@ -34,6 +34,36 @@ def str2bool(v) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (True/False), got {v!r}")
 
 
+def _number(kind, low=None, high=None, low_open=False):
+    """An argparse type: a ``kind`` number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
+    def parse(v):
+        try:
+            x = kind(v)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
+        if (low is not None and (x <= low if low_open else x < low)) or (high is not None and x > high) or x != x:
+            lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
+            hi = "" if high is None else f"<= {high}"
+            raise argparse.ArgumentTypeError(f"{v}: must be {' and '.join(t for t in (lo, hi) if t)}")
+        return x
+    return parse
+
+
+POSITIVE_INT, POSITIVE = _number(int, 1), _number(float, 0, low_open=True)
+FRACTION = _number(float, 0, 1)
+
+
+def _scales(v):
+    """``--scales``: comma-separated multiples of the box, each in (0, 8]."""
+    try:
+        scales = tuple(float(s) for s in str(v).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r}: expected numbers like 0.5,1,1.5,2") from None
+    if not all(0 < s <= 8 for s in scales):
+        raise argparse.ArgumentTypeError(f"{v}: each scale must be in (0, 8]")
+    return scales
+
+
 def _parser(prog, description, examples):
     p = argparse.ArgumentParser(prog=prog, description=description,
                                 epilog="examples:\n" + "\n".join("  " + e for e in examples),
@@ -118,22 +148,18 @@ def _decode_overrides(a) -> dict:
 
 
 def _inference_args(p):
-    p.add_argument("--scales", default=None, help="comma-separated multiples of the box, e.g. 0.5,1,1.5,2 (default 1)")
+    p.add_argument("--scales", type=_scales, default=None, help="comma-separated multiples of the box, e.g. 0.5,1,1.5,2 (default 1)")
     p.add_argument("--flip", type=str2bool, default=None, help="average with the mirrored image (True/False)")
-    p.add_argument("--box-size", type=int, default=None, help="input height in pixels before scales (default 368)")
+    p.add_argument("--box-size", type=_number(int, 16, 4096), default=None, help="input height in pixels before scales (default 368)")
+    p.add_argument("--max-side", type=_number(int, 64, 16384), default=None,
+                   help="longest side of the network input; larger images are resized to fit (default 2048)")
 
 
 def _inference_options(a, exp):
-    o = exp.inference
-    scales = o.scales
-    if a.scales is not None:
-        try:
-            scales = tuple(float(s) for s in str(a.scales).split(","))
-        except ValueError:
-            raise DataError(f"--scales {a.scales!r}: expected numbers like 0.5,1,1.5,2") from None
     from .config import InferenceOptions
-    return InferenceOptions(box_size=a.box_size or o.box_size, scales=scales,
-                            flip=o.flip if a.flip is None else a.flip)
+    o = exp.inference
+    return InferenceOptions(box_size=a.box_size or o.box_size, scales=a.scales or o.scales,
+                            flip=o.flip if a.flip is None else a.flip, max_side=a.max_side or o.max_side)
 
 
 # ------------------------------------------------------------------------------------------
@@ -167,16 +193,19 @@ def generate_hdf5(argv=None):
     p.add_argument("--out", required=True, help="output .h5")
     p.add_argument("--masks", help="folder from generate_masks_coco2014.py (else masks are computed here)")
     p.add_argument("--exclude-list", help="test list never stored: cmu1k, random1k, or an id file")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--workers", type=POSITIVE_INT, default=None, help="processes (default: all cores)")
     a = p.parse_args(argv)
     from .coco import resolve_test_list
     from .store import build_store
     split = _split(a, _experiment(a))
     exclude = resolve_test_list(a.exclude_list, split) if a.exclude_list else []
     r = build_store(split, a.out, exclude_ids=exclude, mask_dir=a.masks, workers=a.workers)
-    ratio = r["bytes"] / max(r["jpeg_bytes"], 1)
-    print(f"{r['path']}: {r['images']} images, {r['people']} people, {r['main_people']} main people, "
-          f"{r['bytes'] / 1e6:.1f} MB = {ratio:.2f}x the stored JPEG bytes; {len(r['skipped'])} skipped")
+    size = (f"{r['bytes'] / 1e6:.1f} MB = {r['bytes'] / r['jpeg_bytes']:.2f}x the stored JPEG bytes"
+            if r["jpeg_bytes"] else "no image stored")
+    print(f"{r['path']}: {r['images']} images, {r['people']} people, {r['main_people']} main people, {size}; "
+          f"{len(r['skipped'])} skipped" + (f" (list: {r['path']}.skipped.txt)" if r["skipped"] else ""))
+    for reason, n in r["skipped_by_reason"].items():
+        print(f"  {n} x {reason}")
     for s in r["skipped"][:20]:
         print("  skipped:", s)
 
@@ -195,9 +224,9 @@ def make_test_domains(argv=None):
     p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
     p.add_argument("--tag", default="", help="inserted after the split name, e.g. _random1k")
     p.add_argument("--seed", type=int, default=0, help="seed of the random1k list")
-    p.add_argument("--dark-factor", type=float, default=None, help="brightness factor (default 0.5)")
-    p.add_argument("--blur-length", type=float, default=None, help="motion blur length, source px (default 30)")
-    p.add_argument("--resolution-factor", type=float, default=None, help="down-scaling factor (default 0.5)")
+    p.add_argument("--dark-factor", type=_number(float, 0, 1, low_open=True), default=None, help="brightness factor (default 0.5)")
+    p.add_argument("--blur-length", type=_number(float, 1, 500), default=None, help="motion blur length, source px (default 30)")
+    p.add_argument("--resolution-factor", type=_number(float, 0, 1, low_open=True), default=None, help="down-scaling factor (default 0.5)")
     a = p.parse_args(argv)
     from .coco import make_domain_test_set, resolve_test_list
     exp = _experiment(a)
@@ -232,11 +261,14 @@ def check_coco(argv=None):
         raise DataError("give --coco-root or --annotations")
     bad = 0
     for split, r in rep.items():
-        problems = r["missing"] + r["unreadable"] + r["size_mismatch"] + r["orphan_annotations"] + (1 if r["errors"] and not r["images"] else 0)
+        problems = len(r["problems"]) + (1 if r["errors"] and not r["images"] else 0)
         bad += problems
         print(f"{split}: {r['images']} images, {r['annotations']} annotations ({r['people_with_keypoints']} people "
               f"with keypoints); missing {r['missing']}, unreadable {r['unreadable']}, size mismatch "
-              f"{r['size_mismatch']}, orphan annotations {r['orphan_annotations']}")
+              f"{r['size_mismatch']}, orphan annotations {r['orphan_annotations']}; skipped "
+              f"{r['skipped_annotations']} annotations, {r['skipped_images']} images")
+        for reason, n in r["by_reason"].items():
+            print(f"  {n} x {reason}")
         for e in r["errors"]:
             print("  ", e)
     if bad:
@@ -263,13 +295,13 @@ def train_pose(argv=None):
                    "dataset's), dataset, a shipped name (coco17, hand21, aic14, ap10k17) or a YAML file")
     p.add_argument("--out", default=None, help="run folder (default training/runs/weights<effect>)")
     p.add_argument("--models-dir", default=str(PROJECT_ROOT / "models"), help="where the final model is published")
-    p.add_argument("--steps", type=int)
-    p.add_argument("--steps-per-epoch", type=int)
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--steps", type=POSITIVE_INT)
+    p.add_argument("--steps-per-epoch", type=POSITIVE_INT)
+    p.add_argument("--batch-size", type=POSITIVE_INT)
+    p.add_argument("--lr", type=POSITIVE)
     p.add_argument("--optimizer", choices=["adam", "sgd", "sgd_cmu"], help="sgd_cmu: CMU lr multipliers")
     p.add_argument("--precision", help="mixed_bfloat16 (CPU default), mixed_float16 (GPU), float32")
-    p.add_argument("--crop", type=int, help="training crop size (368 in the paper)")
+    p.add_argument("--crop", type=_number(int, 32, 2048), help="training crop size (368 in the paper)")
     p.add_argument("--seed", type=int)
     p.add_argument("--init-from", help="a .keras model to fine-tune from (e.g. the normal expert)")
     p.add_argument("--distribute", choices=["none", "mirrored"],
@@ -315,13 +347,13 @@ def train_classifier(argv=None):
     p.add_argument("--train", required=True, help="folder of training images")
     p.add_argument("--test", "--val", dest="test", default=None,
                    help="folder of held-out images, scored once at the end (never used for choices)")
-    p.add_argument("--val-fraction", type=float, default=None,
+    p.add_argument("--val-fraction", type=_number(float, 0, 0.9, low_open=True), default=None,
                    help="share of --train images held out to choose the epoch and the CNN weight (default 0.2)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "models" / "domain_classifier.pt"))
-    p.add_argument("--epochs", type=int, default=None, help="default: the experiment's classifier.epochs (10)")
-    p.add_argument("--max-images", type=int, default=None)
+    p.add_argument("--epochs", type=POSITIVE_INT, default=None, help="default: the experiment's classifier.epochs (10)")
+    p.add_argument("--max-images", type=POSITIVE_INT, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--dark-lights", type=float, default=None,
+    p.add_argument("--dark-lights", type=FRACTION, default=None,
                    help="share of dark training images whose clipped pixels (lamps, windows) stay clipped; "
                         "0 = the reference's darkening only (see keras_openpose.classifier.train_classifier)")
     p.add_argument("--backbone", default=None,
@@ -368,7 +400,9 @@ def validate_classifier(argv=None):
               f"{r['confusion']['classes']}): {r['confusion']['matrix']}")
         for v, acc in r.get("accuracy_by_variant", {}).items():
             print(f"  {v}: {acc:.4f}")
-    print(f"{a.out}: {len(r['predictions'])} predictions")
+    for line in r["skipped"]:
+        print("  skipped:", line)
+    print(f"{a.out}: {len(r['predictions'])} predictions" + (f", {len(r['skipped'])} images skipped" if r["skipped"] else ""))
 
 
 def convert_weights(argv=None):
@@ -401,7 +435,7 @@ def _eval_args(p):
     p.add_argument("--annotations", default=None, help="any COCO-format keypoint JSON (instead of --coco_dataType)")
     p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
     p.add_argument("--models-dir", default=str(PROJECT_ROOT / "models"), help="pose_<domain>.keras + domain_classifier.pt")
-    p.add_argument("--fir_img_num", type=int, default=-1, help="first N images of the list (-1 = all); "
+    p.add_argument("--fir_img_num", type=_number(int, -1), default=-1, help="first N images of the list (-1 = all); "
                    "COCO eval then covers exactly those images")
     p.add_argument("--test-list", default=None, help="all (default), cmu1k, random1k, or an id file")
     p.add_argument("--compute_keypoint", type=str2bool, default=True, help="run the network (True/False)")
@@ -467,7 +501,7 @@ def ensemble(argv=None):
                  "python train_domain_classifier/ensemble.py --coco_dataType val2014 --test-list cmu1k --mode fuse",
                  "python train_domain_classifier/ensemble.py --coco_dataType val2017_dark --mode fuse --map-scores --coco-root runs/quickstart/data/test --models-dir runs/quickstart/models"])
     p.add_argument("--mode", choices=["route", "fuse", "all"], default="route")
-    p.add_argument("--fuse-temperature", type=float, default=1.0,
+    p.add_argument("--fuse-temperature", type=POSITIVE, default=1.0,
                    help="fuse weights = softmax(log p / T): 1 = the classifier's probabilities, inf = plain mean")
     p.add_argument("--map-scores", action="store_true",
                    help="also score the maps before grouping (keypoint F1, heatmap/PAF MSE against the "
@@ -550,7 +584,7 @@ def predict(argv=None):
     p.add_argument("--mode", choices=["route", "fuse"], default="route")
     p.add_argument("--show-kpt-name", action="store_true", help="write part names on the overlay")
     p.add_argument("--show-maps", action="store_true", help="add heatmap and PAF panels to the overlay")
-    p.add_argument("--max-frames", type=int, default=None)
+    p.add_argument("--max-frames", type=POSITIVE_INT, default=None)
     _inference_args(p)
     _decode_args(p)
     a = p.parse_args(argv)

@@ -29,17 +29,17 @@ def annotation_path(root: str | Path, split: str) -> Path:
     return Path(root) / "annotations" / f"person_keypoints_{split}.json"
 
 
-def load_annotations(path: str | Path) -> dict:
-    """Read and validate a COCO keypoint annotation file.
+def load_annotations(path: str | Path, problems: list | None = None) -> dict:
+    """Read a COCO keypoint annotation file and validate every entry (:func:`validate_annotations`).
 
-    Fields that other COCO-format sets leave out are filled in, once, here: ``iscrowd`` (0),
-    ``area`` (the bbox area), ``num_keypoints`` (labelled keypoints, ``v > 0``).
+    Bad entries are skipped and recorded in ``problems`` (when given) instead of stopping the read.
 
     Returns:
-        the parsed dict (``images``, ``annotations``, ``categories``, ...).
+        the parsed dict (``images``, ``annotations``, ``categories``, ...) holding the valid entries,
+        with ``iscrowd``, ``area`` and ``num_keypoints`` filled in where a set leaves them out.
     Raises:
-        DataError: the file is missing, is not JSON, or lacks the COCO keypoint schema; the message
-            names the file and the first problem.
+        DataError: the file is missing, is not JSON, or is not a COCO annotation file (the
+            top-level lists are missing); the message names the file and the problem.
     """
     path = Path(path)
     if not path.is_file():
@@ -49,27 +49,199 @@ def load_annotations(path: str | Path) -> dict:
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{path}: not a JSON file ({e.msg if hasattr(e, 'msg') else e})") from None
+    except RecursionError:
+        raise DataError(f"{path}: not a JSON file (nested too deeply)") from None
     if not isinstance(data, dict):
         raise DataError(f"{path}: not a COCO annotation file (top level is {type(data).__name__}, expected an object)")
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise DataError(f"{path}: not a COCO annotation file (no '{key}' list)")
-    for i, im in enumerate(data["images"]):
+    data, found = validate_annotations(data, str(path))
+    if problems is not None:
+        problems.extend(found)
+    return data
+
+
+#: A labelled keypoint farther outside the image than this fraction of the image size is an error.
+OUTSIDE_MARGIN = 0.5
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def _int_id(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict, list[dict]]:
+    """The one validation of COCO keypoint annotations, shared by ``check_coco``, the masks and the
+    store: every image and annotation that cannot be used is skipped and reported with its reason.
+
+    Images are skipped for: not an object, missing ``id``/``file_name``/``height``/``width``, a
+    non-integer or duplicate id, a non-positive size. Annotations are skipped for: not an object,
+    missing ``id``/``image_id``/``keypoints``/``bbox``, a duplicate id, an image id without image,
+    keypoints that are not ``3K`` numbers (``K`` from the category's names, else the most common
+    count), non-finite numbers, a negative visibility, a bbox that is not 4 finite numbers with
+    positive width and height, a labelled keypoint more than :data:`OUTSIDE_MARGIN` x the image size
+    outside the image, a malformed ``segmentation``, ``iscrowd`` or ``area``.
+
+    Returns:
+        ``(clean data, problems)``: the data with only valid entries (``iscrowd`` default 0,
+        ``area`` default the bbox area, ``num_keypoints`` = labelled keypoints), and one
+        ``{"file", "image" or "annotation", "reason"}`` per skipped entry.
+    """
+    problems: list[dict] = []
+
+    def skip(kind, ident, reason):
+        problems.append({"file": source, kind: ident, "reason": reason})
+    images: dict = {}
+    for n, im in enumerate(data["images"]):
+        where = im.get("id", f"images[{n}]") if isinstance(im, dict) else f"images[{n}]"
+        if not isinstance(where, (int, str)):
+            where = f"images[{n}]"
+        if not isinstance(im, dict):
+            skip("image", where, "not an object")
+            continue
         missing = [k for k in REQUIRED_IMAGE_KEYS if k not in im]
         if missing:
-            raise DataError(f"{path}: images[{i}] lacks {', '.join(missing)}")
-    for i, a in enumerate(data["annotations"]):
+            skip("image", where, f"lacks {', '.join(missing)}")
+        elif not _int_id(im["id"]):
+            skip("image", where, "id is not an integer")
+        elif im["id"] in images:
+            skip("image", where, "duplicate image id")
+        elif not (_int_id(im["height"]) and _int_id(im["width"]) and im["height"] > 0 and im["width"] > 0):
+            skip("image", where, f"bad size {im.get('width')!r}x{im.get('height')!r}")
+        elif not isinstance(im["file_name"], str) or not im["file_name"]:
+            skip("image", where, "bad file_name")
+        else:
+            images[im["id"]] = im
+    names = next((c["keypoints"] for c in data["categories"]
+                  if isinstance(c, dict) and isinstance(c.get("keypoints"), list) and c["keypoints"]), None)
+    if names is not None:
+        K = len(names)
+    else:
+        counts = [len(a["keypoints"]) // 3 for a in data["annotations"]
+                  if isinstance(a, dict) and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) >= 3]
+        K = max(set(counts), key=counts.count) if counts else 17
+    anns, seen = [], set()
+    for n, a in enumerate(data["annotations"]):
+        where = a.get("id", f"annotations[{n}]") if isinstance(a, dict) else f"annotations[{n}]"
+        if not isinstance(where, (int, str)):
+            where = f"annotations[{n}]"
+        if not isinstance(a, dict):
+            skip("annotation", where, "not an object")
+            continue
         missing = [k for k in REQUIRED_ANN_KEYS if k not in a]
         if missing:
-            raise DataError(f"{path}: annotations[{i}] lacks {', '.join(missing)} (not a keypoint file?)")
-        if len(a["keypoints"]) % 3:
-            raise DataError(f"{path}: annotations[{i}] has {len(a['keypoints'])} keypoint values (not x,y,v triples)")
-        a.setdefault("iscrowd", 0)
-        if "area" not in a:
-            a["area"] = float(a["bbox"][2]) * float(a["bbox"][3])
-        if "num_keypoints" not in a:
-            a["num_keypoints"] = int(sum(1 for v in a["keypoints"][2::3] if v > 0))
-    return data
+            skip("annotation", where, f"lacks {', '.join(missing)}")
+            continue
+        if not _int_id(a["id"]) or a["id"] in seen:
+            skip("annotation", where, "id is not a unique integer")
+            continue
+        if not _int_id(a["image_id"]) or a["image_id"] not in images:
+            skip("annotation", where, f"image id {a['image_id']!r} has no image")
+            continue
+        kp, bbox = a["keypoints"], a["bbox"]
+        if not isinstance(kp, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in kp):
+            skip("annotation", where, "keypoints are not numbers")
+            continue
+        if len(kp) != 3 * K:
+            skip("annotation", where, f"{len(kp) / 3:g} keypoints, the category has {K}")
+            continue
+        k = np.asarray(kp, np.float64).reshape(K, 3)
+        if not np.isfinite(k).all():
+            skip("annotation", where, "non-finite keypoint values")
+            continue
+        if (k[:, 2] < 0).any():
+            skip("annotation", where, "negative keypoint visibility")
+            continue
+        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_number(v) for v in bbox)):
+            skip("annotation", where, "bbox is not 4 finite numbers")
+            continue
+        if bbox[2] <= 0 or bbox[3] <= 0:
+            skip("annotation", where, f"bbox width/height {bbox[2]}x{bbox[3]} not positive")
+            continue
+        im = images[a["image_id"]]
+        W, H = im["width"], im["height"]
+        lab = k[:, 2] > 0
+        if (lab & ((k[:, 0] < -OUTSIDE_MARGIN * W) | (k[:, 0] > (1 + OUTSIDE_MARGIN) * W)
+                   | (k[:, 1] < -OUTSIDE_MARGIN * H) | (k[:, 1] > (1 + OUTSIDE_MARGIN) * H))).any():
+            skip("annotation", where, "labelled keypoints far outside the image")
+            continue
+        if a.get("iscrowd", 0) not in (0, 1, True, False):
+            skip("annotation", where, f"iscrowd {a.get('iscrowd')!r} is not 0 or 1")
+            continue
+        if "area" in a and not (_number(a["area"]) and a["area"] >= 0):
+            skip("annotation", where, "area is not a finite number >= 0")
+            continue
+        segm = a.get("segmentation")
+        if segm and not _valid_segmentation(segm, H, W):
+            skip("annotation", where, "malformed segmentation")
+            continue
+        a = {**a, "iscrowd": int(a.get("iscrowd", 0)), "num_keypoints": int(lab.sum())}
+        a.setdefault("area", float(bbox[2]) * float(bbox[3]))
+        seen.add(a["id"])
+        anns.append(a)
+    return {**data, "images": list(images.values()), "annotations": anns}, problems
+
+
+def _valid_segmentation(segm, height: int, width: int) -> bool:
+    """Polygons of finite coordinates within the image (with :data:`OUTSIDE_MARGIN`; pycocotools
+    walks a polygon's perimeter, so a coordinate of 1e12 would hang it), or an RLE of the image's
+    size whose counts sum to its area."""
+    if isinstance(segm, list):
+        m = OUTSIDE_MARGIN
+        return all(isinstance(poly, list) and len(poly) >= 6 and len(poly) % 2 == 0 and all(_number(v) for v in poly)
+                   and all(-m * width <= x <= (1 + m) * width for x in poly[0::2])
+                   and all(-m * height <= y <= (1 + m) * height for y in poly[1::2]) for poly in segm)
+    if isinstance(segm, dict):
+        size, counts = segm.get("size"), segm.get("counts")
+        if size != [height, width]:
+            return False
+        if isinstance(counts, list):
+            return all(_int_id(v) and v >= 0 for v in counts) and sum(counts) == height * width
+        return isinstance(counts, str) and len(counts) <= 4 * height * width + 16
+    return False
+
+
+def image_problem(data: bytes | None, height: int | None = None, width: int | None = None):
+    """Why an image file cannot be used, or ``None``: missing (``data is None``), not decodable,
+    truncated (a JPEG without its end marker, a PNG without ``IEND``), or not the annotated size.
+    Shared by ``check_coco`` and the store, so both skip the same images.
+
+    Returns:
+        ``(image uint8 (H, W, 3), None)`` or ``(None, reason)``.
+    """
+    if data is None:
+        return None, "image not found"
+    head, tail = data[:8], data.rstrip(b"\0")[-4096:]
+    if head[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        return None, "truncated JPEG (no end marker)"
+    if head == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+        return None, "truncated PNG (no IEND chunk)"
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        return None, "not a decodable image"
+    if height is not None and img.shape[:2] != (height, width):
+        return None, f"size {img.shape[1]}x{img.shape[0]} differs from the annotation ({width}x{height})"
+    return img, None
+
+
+def format_problem(p: dict) -> str:
+    """One line for a skipped entry: ``<file>: <reason> (<image|annotation> <id>)``."""
+    kind = "image" if "image" in p else "annotation"
+    return f"{p['file']}: {p['reason']} ({kind} {p.get(kind)})"
+
+
+def problem_summary(problems: list[dict]) -> dict[str, int]:
+    """``{reason: count}`` of skipped entries, most frequent first (numbers in reasons folded to N)."""
+    import re
+    counts: dict[str, int] = {}
+    for p in problems:
+        r = re.sub(r"-?\d+(\.\d+)?", "N", p["reason"])
+        counts[r] = counts.get(r, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 def keypoint_names(data: dict) -> tuple[str, ...] | None:
@@ -119,12 +291,12 @@ class CocoSplit:
         self.image_dir = Path(self.image_dir or self.root / self.split)
         if not self.image_dir.is_dir():
             raise DataError(f"{self.image_dir}: image folder not found (split {self.split!r} of {self.root})")
-        self.data = load_annotations(self.annotation_file)
+        #: entries skipped by :func:`validate_annotations`: ``[{"file", "image"|"annotation", "reason"}]``
+        self.problems: list[dict] = []
+        self.data = load_annotations(self.annotation_file, self.problems)
         self.images = {im["id"]: im for im in self.data["images"]}
         self.anns_by_image: dict[int, list] = {i: [] for i in self.images}
         for a in self.data["annotations"]:
-            if a["image_id"] not in self.images:
-                raise DataError(f"{self.annotation_file}: annotation {a['id']} refers to unknown image {a['image_id']}")
             self.anns_by_image[a["image_id"]].append(a)
 
     @property
@@ -459,50 +631,55 @@ def check_root(root: str | Path, splits=None, read_images: bool = True, progress
 
 def check_split(annotation_file: str | Path, image_dir: str | Path, read_images: bool = True,
                 progress: bool = True, name: str | None = None) -> dict:
-    """Check one COCO-format split and count problems instead of stopping at the first: the
-    annotation file parses and has the keypoint schema, its image folder exists, every listed image
-    is present and (with ``read_images``) decodes at the annotated size; annotations refer to known
-    images.
+    """Check one COCO-format split and count problems instead of stopping at the first, with the
+    checks the store build uses (:func:`validate_annotations`, :func:`image_problem`), so it reports
+    what a build would skip.
 
     Returns:
         ``{"images", "annotations", "people_with_keypoints", "missing", "unreadable",
-        "size_mismatch", "orphan_annotations", "errors": [first 20 messages]}``.
+        "size_mismatch", "orphan_annotations", "skipped_annotations", "skipped_images",
+        "by_reason": {reason: count}, "problems": [all, as lines], "errors": [first 20 lines]}``.
     """
     from tqdm import tqdm
     r = {"images": 0, "annotations": 0, "people_with_keypoints": 0, "missing": 0, "unreadable": 0,
-         "size_mismatch": 0, "orphan_annotations": 0, "errors": []}
-
-    def err(msg, key=None):
-        if key:
-            r[key] += 1
-        if len(r["errors"]) < 20:
-            r["errors"].append(msg)
+         "size_mismatch": 0, "orphan_annotations": 0, "skipped_annotations": 0, "skipped_images": 0,
+         "by_reason": {}, "problems": [], "errors": []}
+    problems: list[dict] = []
     try:
-        data = load_annotations(annotation_file)
+        data = load_annotations(annotation_file, problems)
     except DataError as e:
-        err(str(e))
+        r["errors"].append(str(e))
         return r
     images = {im["id"]: im for im in data["images"]}
     r["images"], r["annotations"] = len(images), len(data["annotations"])
-    r["people_with_keypoints"] = sum(a.get("num_keypoints", 0) > 0 for a in data["annotations"])
-    for a in data["annotations"]:
-        if a["image_id"] not in images:
-            err(f"annotation {a['id']}: unknown image {a['image_id']}", "orphan_annotations")
+    r["people_with_keypoints"] = sum(a["num_keypoints"] > 0 for a in data["annotations"])
     folder = Path(image_dir)
     if not folder.is_dir():
-        err(f"{folder}: image folder not found")
+        r["errors"].append(f"{folder}: image folder not found")
         r["missing"] = len(images)
         return r
     for im in tqdm(images.values(), desc=f"check {name or Path(annotation_file).stem}", disable=not progress, leave=False):
         path = folder / im["file_name"]
         if not path.is_file():
-            err(f"{path}: image not found", "missing")
+            reason = "image not found"
+        elif read_images:
+            reason = image_problem(path.read_bytes(), im["height"], im["width"])[1]
+        else:
             continue
-        if read_images:
-            img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if img is None:
-                err(f"{path}: not a readable image", "unreadable")
-            elif img.shape[:2] != (im["height"], im["width"]):
-                err(f"{path}: {img.shape[1]}x{img.shape[0]}, annotated {im['width']}x{im['height']}",
-                    "size_mismatch")
+        if reason:
+            problems.append({"file": str(path), "image": im["id"], "reason": reason})
+    for p in problems:
+        reason = p["reason"]
+        if "annotation" in p:
+            r["skipped_annotations"] += 1
+            r["orphan_annotations"] += "has no image" in reason
+        else:
+            r["skipped_images"] += "image" in p
+            key = ("missing" if reason == "image not found" else "size_mismatch" if reason.startswith("size ")
+                   else "unreadable" if "image" in p and p["file"] != str(annotation_file) else None)
+            if key:
+                r[key] += 1
+    r["by_reason"] = problem_summary(problems)
+    r["problems"] = [format_problem(p) for p in problems]
+    r["errors"] = r["problems"][:20]
     return r

@@ -142,11 +142,15 @@ class InferenceOptions:
         box_size: the image is resized so its height is ``box_size x scale`` input pixels (368).
         scales: multiples of the box; maps are averaged over them.
         flip: also run the mirrored image and average (left/right channels swapped by the codec).
+        max_side: the longest side of the network input, pixels: an image whose resize would exceed
+            it (a panorama, a 10000x10 strip) is resized further so that it fits (its people get
+            smaller) instead of filling memory.
     """
 
     box_size: int = 368
     scales: tuple = (1.0,)
     flip: bool = False
+    max_side: int = 2048
 
     def __post_init__(self):
         self.scales = tuple(float(s) for s in self.scales)
@@ -154,6 +158,8 @@ class InferenceOptions:
             raise DataError(f"scales {self.scales}: each must be in (0, 8]")
         if not 16 <= int(self.box_size) <= 4096:
             raise DataError(f"box size {self.box_size}: must be in [16, 4096] pixels")
+        if not 64 <= int(self.max_side) <= 16384:
+            raise DataError(f"max side {self.max_side}: must be in [64, 16384] pixels")
 
 
 @dataclass

@@ -55,7 +55,8 @@ def coco_keypoint_eval(gt, detections: list[dict], image_ids=None, sigmas=None):
         sigmas: per-keypoint OKS sigmas (``COCOeval.params.kpt_oks_sigmas``); default COCO-17's.
     Returns:
         ``(stats, cocoeval)``: ``stats`` maps :data:`STAT_NAMES` to floats (all 0 when there is no
-        detection); ``cocoeval`` is the evaluated ``COCOeval`` (``None`` without detections).
+        detection, all ``None`` -- undefined -- when the images hold no annotated person);
+        ``cocoeval`` is the evaluated ``COCOeval`` (``None`` without detections or people).
     Raises:
         DataError: unknown image ids, or sigmas whose length is not the keypoint count.
     """
@@ -70,6 +71,10 @@ def coco_keypoint_eval(gt, detections: list[dict], image_ids=None, sigmas=None):
     unknown = set(ids) - set(coco_gt.getImgIds())
     if unknown:
         raise DataError(f"evaluation: {len(unknown)} image ids not in the ground truth (first {min(unknown)})")
+    people = [a for a in gt["annotations"] if a["image_id"] in set(ids) and not a.get("iscrowd")
+              and a.get("num_keypoints", 0) > 0]
+    if not people:   # pycocotools would answer -1: AP is undefined without people
+        return {k: None for k in STAT_NAMES}, None
     dets = [d for d in detections if d["image_id"] in set(ids)]
     if not dets:
         return {k: 0.0 for k in STAT_NAMES}, None
@@ -282,16 +287,19 @@ def summary_line(s: dict, out) -> str:
     """One line per evaluation run: AP (or PCK when the skeleton has no OKS sigmas), timing."""
     split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
                 if "network_ms_per_image" in s else "")
+    skipped = f"; {len(s['skipped_images'])} images skipped (see summary.json)" if s.get("skipped_images") else ""
+    if s.get("stats") and s["stats"]["AP"] is None:
+        return f"{out}: AP undefined: no annotated person in the {s['images']} images{skipped}"
     if s.get("stats"):
         st = s["stats"]
         return (f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
                 f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} "
-                f"({s['images']} images)")
+                f"({s['images']} images){skipped}")
     if "pck" in s:
         return (f"{out}: PCK@{s['pck_alpha']} {s['pck']['all']:.3f}  AUC {s['pck_auc']['all']:.3f}  "
                 f"EPE {s['epe']['all']:.1f} px  (no OKS sigmas: AP undefined)  "
-                f"{s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} ({s['images']} images)")
-    return f"{out}: {s['detections']} people in {s['images']} images"
+                f"{s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} ({s['images']} images){skipped}")
+    return f"{out}: {s['detections']} people in {s['images']} images{skipped}"
 
 
 def model_tag(domain: str) -> str:
@@ -395,26 +403,31 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
             (out_dir / "predictions").mkdir(exist_ok=True)
         with open(cache, "a") as f:
             for i in tqdm(todo, desc=name, disable=not progress, leave=False):
-                img = split.read(i)
-                t0 = time.perf_counter()
-                people = predict(img)
-                dt = time.perf_counter() - t0
-                rec = {"image_id": int(i), "seconds": dt, "people": people}
+                try:
+                    img = split.read(i)
+                    t0 = time.perf_counter()
+                    people = predict(img)
+                    dt = time.perf_counter() - t0
+                    rec = {"image_id": int(i), "seconds": dt, "people": people}
+                except DataError as e:    # a missing, unreadable or unusable image: skipped and listed
+                    img, rec = None, {"image_id": int(i), "seconds": 0.0, "people": [], "error": str(e)}
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 done[i] = rec
                 seconds += dt
-                if overlays:
+                if overlays and img is not None:
                     import cv2
                     cv2.imwrite(str(out_dir / "predictions" / split.images[i]["file_name"]),
                                 draw_poses(img, people, skeleton) if skeleton else draw_poses(img, people))
     missing = [i for i in image_ids if i not in done]
     if missing:
         raise DataError(f"{cache}: no predictions for {len(missing)} images (run with --compute_keypoint True)")
+    bad = [done[i]["error"] for i in image_ids if "error" in done[i]]
+    image_ids = [i for i in image_ids if "error" not in done[i]]
     dets = [{"image_id": int(i), "category_id": 1, **p} for i in image_ids for p in done[i]["people"]]
     write_json_atomic(dets, out_dir / f"{name}_result.json")
     summary = {"name": name, "images": len(image_ids), "detections": len(dets),
-               "seconds_per_image": seconds / max(len(image_ids), 1)}
+               "seconds_per_image": seconds / max(len(image_ids), 1), "skipped_images": bad}
     if timing and timing.get("images"):
         summary["network_ms_per_image"] = 1000 * timing["network_s"] / timing["images"]
         summary["decode_ms_per_image"] = 1000 * timing["decode_s"] / timing["images"]

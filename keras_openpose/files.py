@@ -55,10 +55,26 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
     return Path(path)
 
 
+def json_safe(obj):
+    """``obj`` with every non-finite float (NaN, inf: "undefined", e.g. AP without people) as
+    ``None``: JSON has no NaN, and a reader must not mistake one for a number."""
+    import math
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", 1) == 0:   # NumPy scalars
+        return json_safe(obj.item())
+    return obj
+
+
 def write_json_atomic(obj, path: str | Path) -> Path:
-    """Write JSON to ``path`` atomically (never a half-written file)."""
+    """Write JSON to ``path`` atomically (never a half-written file); non-finite numbers are
+    written as ``null`` (:func:`json_safe`)."""
     with atomic_write(path, "w") as f:
-        json.dump(obj, f)
+        json.dump(json_safe(obj), f, allow_nan=False)
     return Path(path)
 
 
@@ -67,3 +83,90 @@ def copy_atomic(src: str | Path, dst: str | Path) -> Path:
     with atomic_path(dst) as tmp:
         shutil.copyfile(src, tmp)
     return Path(dst)
+
+
+class OutputLock:
+    """An exclusive lock of the project's own on an output: ``<path>.lock``, held with ``flock``
+    (released by the kernel when the holder dies, even by SIGKILL; HDF5's own file locking is
+    not relied on: NFS users switch it off with ``HDF5_USE_FILE_LOCKING=FALSE``).
+
+    The lock file records its holder (pid, host, start time, command) and stays behind, empty,
+    when released (removing it would let two runs lock different files of the same name).
+
+    Args:
+        path: the output (a file or a folder) to protect.
+        blocking: wait for the lock instead of failing.
+    Raises:
+        DataError: (non-blocking) another run holds the lock; the message names the holder.
+    """
+
+    def __init__(self, path: str | Path, blocking: bool = False):
+        self.target = Path(path)
+        self.path = self.target.with_name(self.target.name + ".lock")
+        self.blocking = blocking
+        self.fd = None
+
+    def __enter__(self):
+        import fcntl
+        import socket
+        import sys
+        import time
+
+        from .errors import DataError
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "unknown holder"
+            os.close(fd)
+            raise DataError(f"{self.target}: in use by another run ({holder}); wait for it to end or stop it") from None
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": " ".join(sys.argv)[:300]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+        return False
+
+
+def check_output_file(path: str | Path, what: str = "--out"):
+    """Fail early (before any work) when ``path`` cannot be written as a file: it is a folder, or
+    its folder cannot be created or written.
+
+    Raises:
+        DataError: naming the path and the problem.
+    """
+    from .errors import DataError
+    path = Path(path)
+    if path.is_dir():
+        raise DataError(f"{what} {path}: is a folder; give a file name (e.g. {path / 'store.h5'})")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{what} {path}: cannot create its folder ({e.strerror})") from None
+    if not os.access(path.parent, os.W_OK):
+        raise DataError(f"{what} {path}: folder {path.parent} is not writable")
+
+
+def kill_point(name: str) -> None:
+    """Fault injection for the crash tests: when ``KERAS_OPENPOSE_KILL_AT`` is ``"<name>:<n>"``,
+    the process kills itself with SIGKILL the ``n``-th time it reaches ``name``. A no-op otherwise."""
+    spec = os.environ.get("KERAS_OPENPOSE_KILL_AT")
+    if not spec or not spec.startswith(name + ":"):
+        return
+    _KILL_COUNTS[name] = _KILL_COUNTS.get(name, 0) + 1
+    if _KILL_COUNTS[name] >= int(spec.rsplit(":", 1)[1]):
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_KILL_COUNTS: dict = {}

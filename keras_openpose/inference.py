@@ -23,19 +23,24 @@ __all__ = ["PoseEstimator", "InferenceOptions", "preprocess", "frames", "VideoWr
            "VIDEO_EXT", "IMAGE_EXT"]
 
 
-def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int):
-    """Resize ``image (H, W, 3)`` to height ``box_size * scale`` (cubic) and pad to the stride.
+def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int, max_side: int = 2048):
+    """Resize ``image (H, W, 3)`` to height ``box_size * scale`` (cubic) and pad to the stride; an
+    image whose resized longest side would exceed ``max_side`` is resized to fit it instead.
 
     Returns:
         ``(padded float32 (Hp, Wp, 3), s, (hr, wr))`` with ``s`` the resize factor and
         ``(hr, wr)`` the resized size before padding.
     Raises:
-        DataError: not a ``(H, W, 3)`` image.
+        DataError: not a ``(H, W, 3)`` image, or one so elongated that its short side would be
+            under one map cell (``stride`` pixels) at ``max_side``.
     """
     if image is None or image.ndim != 3 or image.shape[2] != 3:
         raise DataError(f"expected a (H, W, 3) image, got {None if image is None else image.shape}")
     H, W = image.shape[:2]
-    s = box_size * scale / H
+    s = min(box_size * scale / H, max_side / max(H, W))
+    if min(H, W) * s < stride:
+        raise DataError(f"image {W}x{H}: too elongated for the network (short side under {stride} px once the "
+                        f"long side fits {max_side} px)")
     hr, wr = max(1, int(round(H * s))), max(1, int(round(W * s)))
     resized = cv2.resize(image, (wr, hr), interpolation=cv2.INTER_CUBIC)
     hp, wp = -(-hr // stride) * stride, -(-wr // stride) * stride
@@ -94,7 +99,7 @@ class PoseEstimator:
         acc_h = acc_p = None
         base = None
         for sc in o.scales:
-            x, s, (hr, wr) = preprocess(image, o.box_size, sc, st)
+            x, s, (hr, wr) = preprocess(image, o.box_size, sc, st, o.max_side)
             batch = x[None]
             if o.flip:
                 batch = np.concatenate([batch, x[None, :, ::-1]], 0)
@@ -148,11 +153,15 @@ def is_video(source: str) -> bool:
     return str(source).isdigit() or str(source).lower().endswith(VIDEO_EXT)
 
 
-def frames(source: str):
+def frames(source: str, skipped: list | None = None):
     """Yield ``(name, BGR frame)`` from an image, a folder of images, a video file or a webcam index.
 
+    Args:
+        skipped: in a folder, images that cannot be read are appended here as ``"<file>: <problem>"``
+            and skipped (default: raise).
     Raises:
-        DataError: a source that cannot be opened, an empty folder or video.
+        DataError: a source that cannot be opened, an empty folder or video, or (without
+            ``skipped``) an unreadable image.
     """
     from .coco import read_image
     source = str(source)
@@ -179,7 +188,14 @@ def frames(source: str):
         if not files:
             raise DataError(f"{p}: no images in the folder")
         for f in files:
-            yield f.stem, read_image(f)
+            try:
+                img = read_image(f)
+            except DataError as e:
+                if skipped is None:
+                    raise
+                skipped.append(str(e))
+                continue
+            yield f.stem, img
     else:
         yield p.stem, read_image(p)
 
@@ -212,10 +228,10 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
 
     Writes ``out_dir/<name>_pose.jpg`` per image (or ``overlay.mp4`` for a video or webcam) and
     ``poses.json`` = ``[{"image_id": frame or file name, "category_id": 1, "keypoints": [3K],
-    "score"}]``.
+    "score"}]``; images that cannot be used are skipped and listed in ``skipped.json``.
 
     Returns:
-        ``{"frames", "people", "network_ms", "decode_ms"}`` (milliseconds per frame).
+        ``{"frames", "people", "skipped": [lines], "network_ms", "decode_ms"}`` (milliseconds per frame).
     Raises:
         DataError: a missing model or an unreadable source.
     """
@@ -233,12 +249,16 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video = VideoWriter(out / "overlay.mp4") if is_video(source) else None
-    results, n = [], 0
+    results, n, skipped = [], 0, []
     try:
-        for k, (name, frame) in enumerate(frames(source)):
+        for k, (name, frame) in enumerate(frames(source, skipped)):
             if max_frames is not None and k >= max_frames:
                 break
-            heat, paf, stride = maps_fn(frame)
+            try:
+                heat, paf, stride = maps_fn(frame)
+            except DataError as e:          # e.g. an image too elongated for the network
+                skipped.append(f"{name}: {e}")
+                continue
             people = decoder.decode(heat, paf, stride, frame.shape[:2])
             n += 1
             vis = draw_poses(frame, people, skeleton, show_names=show_names)
@@ -253,7 +273,9 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
         if video is not None:
             video.close()
     write_json_atomic(results, out / "poses.json")
+    if skipped:
+        write_json_atomic(skipped, out / "skipped.json")
     per = max(n, 1)
-    return {"frames": n, "people": len(results),
+    return {"frames": n, "people": len(results), "skipped": skipped,
             "network_ms": 1000 * sum(e.timing["network_s"] for e in experts) / per,
             "decode_ms": 1000 * sum(e.timing["decode_s"] for e in experts) / per}

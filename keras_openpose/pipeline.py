@@ -18,6 +18,10 @@ from .config import AugmentConfig
 from .errors import DataError
 
 
+#: Marks a :class:`DataError` raised inside tf.data, so the training loop can report it as one line.
+DATA_ERROR = "keras_openpose data error:"
+
+
 class SampleMaker:
     """Makes training samples from one or more :class:`~keras_openpose.store.Store` (NumPy, no TF).
 
@@ -65,6 +69,9 @@ class SampleMaker:
             st.image(img_row), st.mask(img_row), st.keypoints[sl], st.centre[person], st.bbox[person, 3],
             rng, self.cfg, self.codec, self.domain, self.train)
         heat, paf = self.codec.encode_parts(parts, self.grid)
+        if not (np.isfinite(heat).all() and np.isfinite(paf).all()):
+            raise DataError(f"{DATA_ERROR} {st.path}: image {int(st.image_ids[img_row])} has non-finite keypoints or "
+                            "bbox (rebuild the store: the annotation check now skips them)")
         return crop, heat, paf, mask
 
 

@@ -19,16 +19,24 @@ Layout (all datasets indexed by image row ``i`` or person row ``j``)::
     /people/scale        float32 (M,)         bbox height / 368 (the reference's scale_provided)
     /people/is_main      bool (M,)            a sample is centred on this person
     attrs: split, annotation_file, keypoint_names (JSON), categories (JSON: the categories with
-           keypoints), n_images, n_skipped, skipped (JSON list), complete
+           keypoints), n_images, n_skipped, skipped (JSON list of {"file", "image"|"annotation",
+           "reason"}: what the validation and the image check skipped), complete
+    OUT.skipped.txt      the skipped entries, one line each
 
-Building writes ``OUT.partial`` and renames it to ``OUT`` after an integrity check; an interrupted
-build resumes from the rows already in ``OUT.partial`` (images are processed in a fixed order and
-rows are committed in blocks, so none is lost or duplicated).
+Crash consistency: HDF5 files are not crash-safe (a kill during a write can leave a file that
+cannot be opened, or rows beyond what was recorded), so a build never resumes *inside* an HDF5 file.
+Images are processed in a fixed order, in blocks of ``block`` images; each finished block is written
+to its own small file ``OUT.parts/block_<k>.h5`` (temporary name, fsync, rename). The store is then
+assembled from the blocks into a temporary file, checked, and renamed to ``OUT``. A kill at any
+moment leaves complete blocks only, and the same command redoes the rest: the result is the store
+an uninterrupted build writes, dataset for dataset. ``OUT.lock`` keeps two builds off one output.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -37,9 +45,10 @@ import cv2
 import h5py
 import numpy as np
 
-from .coco import CocoSplit, decode_image, ignore_mask, keypoint_names, keypoints_array, select_main_people
+from .coco import (CocoSplit, decode_image, format_problem, ignore_mask, image_problem, keypoint_names,
+                   keypoints_array, problem_summary, select_main_people)
 from .errors import DataError
-from .files import write_bytes_atomic
+from .files import OutputLock, atomic_path, check_output_file, kill_point, write_bytes_atomic
 
 BOX_SIZE = 368.0
 
@@ -82,35 +91,32 @@ def decode_mask_png(data: bytes) -> np.ndarray:
     return (m > 127).astype(np.uint8)
 
 
-def make_record(split: CocoSplit, image_id: int, mask: np.ndarray | None = None) -> ImageRecord | str | None:
-    """Build the record of one image. Returns ``None`` when the image has no main person, or an
-    error string (``"file: problem"``) when the image is missing or corrupt."""
+def make_record(split: CocoSplit, image_id: int, mask: np.ndarray | None = None) -> ImageRecord | dict | None:
+    """Build the record of one image. Returns ``None`` when the image has no main person, or a
+    problem ``{"file", "image", "reason"}`` when the image cannot be used (:func:`image_problem`:
+    the same check as ``check_coco``)."""
     im = split.images[image_id]
     anns = split.anns_by_image[image_id]
     main = select_main_people(anns)
     if not main:
         return None
     path = split.image_path(image_id)
-    if not path.is_file():
-        return f"{path}: image not found"
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if path.is_file() else None
     except OSError as e:
-        return f"{path}: {e.strerror or 'unreadable'}"
-    try:
-        img = decode_image(data, str(path))
-    except DataError as e:
-        return str(e)
-    if img.shape[:2] != (im["height"], im["width"]):
-        return f"{path}: size {img.shape[1]}x{img.shape[0]} differs from the annotation ({im['width']}x{im['height']})"
+        return {"file": str(path), "image": int(image_id), "reason": e.strerror or "unreadable"}
+    _, reason = image_problem(data, im["height"], im["width"])
+    if reason:
+        return {"file": str(path), "image": int(image_id), "reason": reason}
     people = [a for a in anns if not a.get("iscrowd") and a.get("num_keypoints", 0) > 0]
     main_ids = {anns[i]["id"] for i in main}
     if mask is None:
         mask = ignore_mask(anns, im["height"], im["width"])
+    K = split.num_keypoints
     return ImageRecord(
         image_id=int(image_id), file_name=im["file_name"], height=im["height"], width=im["width"],
         jpeg=data, mask_png=encode_mask_png(mask),
-        keypoints=keypoints_array(people, split.num_keypoints).reshape(-1, split.num_keypoints, 3),
+        keypoints=keypoints_array(people, K).reshape(-1, K, 3),
         bbox=np.array([a["bbox"] for a in people], np.float32).reshape(-1, 4),
         area=np.array([a["area"] for a in people], np.float32),
         is_main=np.array([a["id"] in main_ids for a in people], bool))
@@ -172,7 +178,6 @@ def _create(f: h5py.File, K: int):
     p.create_dataset("centre", (0, 2), dtype=np.float32, maxshape=(None, 2), chunks=(1024, 2))
     p.create_dataset("scale", (0,), dtype=np.float32, maxshape=(None,), chunks=(1024,))
     p.create_dataset("is_main", (0,), dtype=bool, maxshape=(None,), chunks=(1024,))
-    f.attrs["processed"] = 0          # how many ids of the build order are committed
     f.attrs["skipped"] = "[]"
     f.attrs["complete"] = False
 
@@ -203,6 +208,35 @@ def _append(f: h5py.File, recs: list[ImageRecord]):
         p["is_main"][m0:m1] = np.concatenate([r.is_main for r in recs])
 
 
+def _read_records(path: Path) -> list[ImageRecord]:
+    """The records of a block file (the inverse of :func:`_append` on an empty file)."""
+    with h5py.File(path, "r") as f:
+        g, p = f["images"], f["people"]
+        people, kp, bbox, area, main = (g["people"][:], p["keypoints"][:], p["bbox"][:], p["area"][:],
+                                        p["is_main"][:])
+        out = []
+        for i in range(g["image_id"].shape[0]):
+            sl = slice(int(people[i, 0]), int(people[i, 0] + people[i, 1]))
+            h, w = (int(v) for v in g["size"][i])
+            name = g["file_name"][i]
+            out.append(ImageRecord(int(g["image_id"][i]), name.decode() if isinstance(name, bytes) else str(name),
+                                   h, w, g["jpeg"][i].tobytes(), g["mask_png"][i].tobytes(), kp[sl], bbox[sl],
+                                   area[sl], main[sl]))
+        return out
+
+
+def _write_block(path: Path, recs: list[ImageRecord], K: int, skipped: list[dict]) -> None:
+    """One block file, atomically (temporary name, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _create(f, K)
+            _append(f, recs)
+            f.attrs["skipped"] = json.dumps(skipped)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        kill_point("block_written")
+
+
 def build_store(split: CocoSplit, out: str | Path, exclude_ids=(), mask_dir: str | Path | None = None,
                 workers: int | None = None, block: int = 64, progress: bool = True,
                 stop_after: int | None = None) -> dict:
@@ -210,78 +244,108 @@ def build_store(split: CocoSplit, out: str | Path, exclude_ids=(), mask_dir: str
 
     Args:
         split: the COCO split to store.
-        out: the ``.h5`` path; the build goes to ``out + '.partial'`` and is renamed when complete.
+        out: the ``.h5`` path; blocks go to ``out + '.parts/'`` until the store is assembled.
         exclude_ids: image ids never stored (a test list: training provably never sees them).
         mask_dir: masks written by :func:`write_masks` (computed on the fly when absent).
         workers: processes (default: all cores).
-        block: images committed per write; an interruption loses at most the uncommitted block,
-            which the resumed build redoes.
-        stop_after: stop (leaving a resumable partial file) after this many ids; for tests.
+        block: images per block file; an interruption loses at most the unfinished blocks.
+        stop_after: stop (leaving a resumable build) after this many ids; for tests.
     Returns:
-        a report: ``{"images", "people", "main_people", "skipped": [...], "no_main_person",
-        "excluded", "bytes", "jpeg_bytes", "path"}``.
+        a report: ``{"images", "people", "main_people", "skipped": [...], "bytes", "jpeg_bytes",
+        "path", "complete"}``.
     Raises:
-        DataError: when an existing partial file belongs to another split.
+        DataError: ``out`` cannot be written (checked before any work), or another build holds it.
     """
     out = Path(out)
-    partial = out.with_name(out.name + ".partial")
+    check_output_file(out)
+    with OutputLock(out):
+        return _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_after)
+
+
+def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_after):
+    from tqdm import tqdm
+    parts = out.with_name(out.name + ".parts")
+    legacy = out.with_name(out.name + ".partial")
+    if legacy.exists():
+        print(f"{legacy}: a partial store of an earlier version; starting over", flush=True)
+        legacy.unlink()
     exclude = set(int(i) for i in exclude_ids)
     order = [i for i in split.image_ids if i not in exclude]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    mode = "a" if partial.exists() else "w"
-    with h5py.File(partial, mode) as f:
-        if mode == "w":
-            _create(f, split.num_keypoints)
-            f.attrs["keypoint_names"] = json.dumps(list(keypoint_names(split.data) or ()))
-            f.attrs["categories"] = json.dumps([c for c in split.data["categories"] if c.get("keypoints")])
-            f.attrs["split"] = split.split
-            f.attrs["annotation_file"] = str(split.annotation_file)
-            f.attrs["excluded"] = len(exclude)
-        elif f.attrs.get("split") != split.split:
-            raise DataError(f"{partial}: partial store of split {f.attrs.get('split')!r}, not {split.split!r}; delete it")
-        done = int(f.attrs["processed"])
-        # a crash between the resize and the attrs update leaves extra rows: drop them
-        committed = set(f["images/image_id"][:].tolist())
-        skipped = json.loads(f.attrs["skipped"])
-        todo = order[done:] if stop_after is None else order[done:stop_after]
-        from tqdm import tqdm
-        bar = tqdm(total=len(order), initial=done, desc=f"store {split.split}", disable=not progress)
+    K = split.num_keypoints
+    plan = {"split": split.split, "annotation_file": str(split.annotation_file), "images": len(order),
+            "ids_sha1": hashlib.sha1(json.dumps(order).encode()).hexdigest(), "block": block, "keypoints": K,
+            "masks": str(mask_dir) if mask_dir else None}
+    plan_file = parts / "build.json"
+    if parts.exists():
+        try:
+            old = json.loads(plan_file.read_text())
+        except (OSError, ValueError):
+            old = None
+        if old != plan:
+            print(f"{parts}: blocks of another build ({'unreadable plan' if old is None else 'other settings'}); "
+                  "starting over", flush=True)
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    if not plan_file.exists():
+        from .files import write_json_atomic
+        write_json_atomic(plan, plan_file)
+    n_blocks = -(-len(order) // block) if order else 0
+    block_path = [parts / f"block_{k:06d}.h5" for k in range(n_blocks)]
+    limit = len(order) if stop_after is None else min(stop_after, len(order))
+    todo_blocks = [k for k in range(n_blocks) if not block_path[k].exists() and k * block < limit]
+    todo = [i for k in todo_blocks for i in order[k * block:min((k + 1) * block, limit)]]
+    bar = tqdm(total=len(order), initial=len(order) - len(todo), desc=f"store {split.split}", disable=not progress)
+    if todo:
         n_workers = workers or os.cpu_count() or 1
         ctx = get_context("fork") if hasattr(os, "fork") else get_context()
-        buf, pos = [], done
+        position = {image_id: n for n, image_id in enumerate(order)}
+        current, buf, skipped = None, [], []
         with ctx.Pool(n_workers, _init_worker, (split.root, split.split, split.annotation_file,
                                                 split.image_dir, mask_dir)) as pool:
             for image_id, rec in pool.imap(_worker, todo, chunksize=4):
-                pos += 1
-                if isinstance(rec, str):
+                k = position[image_id] // block
+                if k != current:
+                    current, buf, skipped = k, [], []
+                if isinstance(rec, dict):
                     skipped.append(rec)
-                elif rec is not None and rec.image_id not in committed:
+                elif rec is not None:
                     buf.append(rec)
-                if len(buf) >= block or pos == done + len(todo):
-                    _append(f, buf)
-                    committed.update(r.image_id for r in buf)
-                    buf = []
-                    f.attrs["skipped"] = json.dumps(skipped)
-                    f.attrs["processed"] = pos
-                    f.flush()
                 bar.update(1)
-        bar.close()
-        finished = int(f.attrs["processed"]) >= len(order)
-        if finished:
+                if position[image_id] == min((k + 1) * block, len(order)) - 1:   # the block's last image
+                    _write_block(block_path[k], buf, K, skipped)
+                    kill_point("block_renamed")
+    bar.close()
+    if not all(p.exists() for p in block_path):
+        return {"path": str(parts), "complete": False}
+    with atomic_path(out) as tmp:
+        with h5py.File(tmp, "w") as f:
+            _create(f, K)
+            for key in ("split", "annotation_file"):
+                f.attrs[key] = plan[key]
+            f.attrs["excluded"] = len(exclude)
+            f.attrs["keypoint_names"] = json.dumps(list(keypoint_names(split.data) or ()))
+            f.attrs["categories"] = json.dumps([c for c in split.data["categories"] if c.get("keypoints")])
+            skipped = list(split.problems)   # annotations the validation skipped, then images
+            for bp in block_path:
+                _append(f, _read_records(bp))
+                with h5py.File(bp, "r") as b:
+                    skipped += json.loads(b.attrs["skipped"])
+                kill_point("assemble")
             n = f["images/image_id"].shape[0]
             ids = f["images/image_id"][:]
-            if len(set(ids.tolist())) != n:
-                raise DataError(f"{partial}: integrity check failed (duplicate images)")
-            pe = f["images/people"][:]
-            if n and pe[:, 1].sum() != f["people/area"].shape[0]:
-                raise DataError(f"{partial}: integrity check failed (people rows)")
-            f.attrs["complete"] = True
+            if len(set(ids.tolist())) != n or (n and f["images/people"][:, 1].sum() != f["people/area"].shape[0]):
+                raise DataError(f"{out}: integrity check of the assembled store failed")
+            f.attrs["skipped"] = json.dumps(skipped)
             f.attrs["n_images"] = n
             f.attrs["n_skipped"] = len(skipped)
-    if not finished:
-        return {"path": str(partial), "complete": False}
-    os.replace(partial, out)
-    return store_report(out) | {"path": str(out)}
+            f.attrs["complete"] = True
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+    shutil.rmtree(parts)
+    rep = store_report(out) | {"path": str(out)}
+    from .files import write_bytes_atomic
+    write_bytes_atomic("".join(line + "\n" for line in rep["skipped"]).encode(), out.with_name(out.name + ".skipped.txt"))
+    return rep
 
 
 def store_report(path: str | Path) -> dict:
@@ -290,7 +354,9 @@ def store_report(path: str | Path) -> dict:
         jpeg_bytes = int(sum(len(x) for x in f["images/jpeg"]))
         return {"images": int(f["images/image_id"].shape[0]), "people": int(f["people/area"].shape[0]),
                 "main_people": int(f["people/is_main"][:].sum()),
-                "skipped": json.loads(f.attrs["skipped"]), "complete": bool(f.attrs["complete"]),
+                "skipped": [format_problem(p) for p in json.loads(f.attrs["skipped"])],
+                "skipped_by_reason": problem_summary(json.loads(f.attrs["skipped"])),
+                "complete": bool(f.attrs["complete"]),
                 "bytes": os.path.getsize(path), "jpeg_bytes": jpeg_bytes}
 
 

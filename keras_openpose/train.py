@@ -4,42 +4,75 @@ resumable checkpoints, per-run logs.
 Run folder (``--out``)::
 
     config.yaml            the ExperimentConfig of the run (written first)
-    checkpoint.keras       model + optimizer state, written atomically after every epoch
-    state.json             {"epoch": e, "step": s} of that checkpoint
-    training.csv           one row per epoch (Keras CSVLogger; one file per run)
+    checkpoint.keras       model + optimizer state (its step counter included), written atomically
+                           after every epoch: one file is the whole resume record
+    training.csv           one row per epoch: epoch, loss, one column per stage output
     tensorboard/           TensorBoard logs
     model.keras            the final model (written atomically at the end; it carries its network
                            config, codec and domain: keras_openpose.model.PoseNetwork)
+    run.lock               held while a run trains in the folder (a second run is refused)
 
-Resuming (``resume=True``, the default) reloads ``checkpoint.keras`` with its optimizer state and
-step counter and restarts the deterministic data stream at that step, so the learning rate and
-the batches match an uninterrupted run.
+Crash consistency: at the end of an epoch the CSV row is appended (and fsynced) first, then the
+checkpoint replaces the previous one atomically. Resuming (``resume=True``, the default) reloads
+``checkpoint.keras`` with its optimizer state; the epoch to resume from is its step counter divided
+by ``steps_per_epoch``, CSV rows past it are dropped, and the deterministic data stream restarts at
+that step, so a kill at any moment followed by the same command ends with the weights of an
+uninterrupted run. A checkpoint is never written with non-finite weights.
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
 import keras
 
-from .files import write_json_atomic
+from .files import OutputLock, atomic_write, kill_point
 from .config import ExperimentConfig, TrainConfig, resolve_skeleton
 from .errors import DataError
 from .losses import MaskedL2, MultiplierSGD
 from .model import save_model_atomic
 
 
-class _AtomicCheckpoint(keras.callbacks.Callback):
-    def __init__(self, run_dir: Path, steps_per_epoch: int):
+class _EpochRecord(keras.callbacks.Callback):
+    """End of an epoch: the CSV row, then the checkpoint (see module doc); refuses non-finite weights."""
+
+    def __init__(self, run_dir: Path):
         super().__init__()
-        self.run_dir, self.spe = run_dir, steps_per_epoch
+        self.run_dir = run_dir
 
     def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+        logs = dict(logs or {})
+        bad = [w.path for w in self.model.weights if not np.all(np.isfinite(np.asarray(w)))]
+        if bad or not np.isfinite(logs.get("loss", 0.0)):
+            self.model.stop_training = True
+            raise DataError(f"{self.run_dir}: training diverged in epoch {epoch + 1} (loss {logs.get('loss')}, "
+                            f"{len(bad)} non-finite weight tensors); nothing saved: the last checkpoint is kept. "
+                            "Lower the learning rate (targets were checked finite)")
+        csv = self.run_dir / "training.csv"
+        keys = sorted(logs)
+        new = not csv.exists()
+        with open(csv, "a") as f:
+            if new:
+                f.write(",".join(["epoch", *keys]) + "\n")
+            f.write(",".join([str(epoch), *(repr(float(logs[k])) for k in keys)]) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        kill_point("csv_written")
         save_model_atomic(self.model, self.run_dir / "checkpoint.keras")
-        write_json_atomic({"epoch": epoch + 1, "step": (epoch + 1) * self.spe,
-                           "loss": float((logs or {}).get("loss", float("nan")))}, self.run_dir / "state.json")
+        kill_point("checkpoint_saved")
+
+
+def _truncate_csv(csv: Path, epochs: int) -> None:
+    """Keep the header and the rows of the first ``epochs`` epochs (rows of an epoch whose
+    checkpoint was not written are dropped)."""
+    if not csv.exists():
+        return
+    lines = csv.read_text().splitlines()
+    keep = lines[:1] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) < epochs]
+    with atomic_write(csv, "w") as f:
+        f.write("\n".join(keep) + "\n")
 
 
 def set_precision(precision: str) -> None:
@@ -131,12 +164,7 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
     Raises:
         DataError: bad store, config or initial weights.
     """
-    import numpy as np
-
     from .domains import EXPERT_DOMAINS
-    from .model import build_model, load_network
-    from .pipeline import SampleMaker, make_dataset
-    from .store import Store
 
     tc: TrainConfig = cfg.train
     if tc.effect not in EXPERT_DOMAINS:
@@ -144,6 +172,17 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
     strategy = get_strategy(tc.distribute)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(run_dir / "run"):
+        return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, callbacks, init_vgg19)
+
+
+def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, callbacks, init_vgg19):
+    import numpy as np
+    import tensorflow as tf
+
+    from .model import build_model, load_network
+    from .pipeline import DATA_ERROR, SampleMaker, make_dataset
+    from .store import Store
     cfg.to_yaml(run_dir / "config.yaml")
     set_precision(tc.precision)
     keras.utils.set_random_seed(tc.seed)
@@ -154,14 +193,14 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
     total_epochs = max(1, -(-tc.steps // tc.steps_per_epoch))
-    ckpt, state_file = run_dir / "checkpoint.keras", run_dir / "state.json"
+    ckpt = run_dir / "checkpoint.keras"
     initial_epoch = 0
     info = {"steps": total_epochs * tc.steps_per_epoch, "batch_size": tc.batch_size, "run": str(run_dir),
             "stores": [str(p) for p in paths]}
     with strategy.scope():
-        if resume and ckpt.exists() and state_file.exists():
+        if resume and ckpt.exists():
             model = load_network(ckpt, compile=True)
-            initial_epoch = json.loads(state_file.read_text())["epoch"]
+            initial_epoch = int(model.optimizer.iterations) // tc.steps_per_epoch
         else:
             model = build_model(cfg.model, codec, tc.precision, tc.effect)
             model.info.update(info)
@@ -175,22 +214,23 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
                 from .weights import load_vgg19_imagenet
                 load_vgg19_imagenet(model, init_vgg19)
             compile_model(model, tc)
+    _truncate_csv(run_dir / "training.csv", initial_epoch)
     if initial_epoch < total_epochs:
         ds = make_dataset(maker, tc.batch_size, total_epochs * tc.steps_per_epoch, model.stages, tc.seed,
                           start_step=initial_epoch * tc.steps_per_epoch, parallel=tc.workers or None)
-        callbacks = [_AtomicCheckpoint(run_dir, tc.steps_per_epoch),
-                     keras.callbacks.CSVLogger(str(run_dir / "training.csv"), append=True),
-                     keras.callbacks.TerminateOnNaN(), *(callbacks or [])]
+        callbacks = [keras.callbacks.TerminateOnNaN(), _EpochRecord(run_dir), *(callbacks or [])]
         if os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0":
             callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
                                                          update_freq="epoch", profile_batch=0))
         if verbose is None:
             verbose = 1 if sys.stdout.isatty() else 2
-        hist = model.fit(ds, epochs=total_epochs, initial_epoch=initial_epoch,
-                         steps_per_epoch=tc.steps_per_epoch, callbacks=callbacks, verbose=verbose,
-                         shuffle=False)
-        if any(not np.isfinite(v) for v in hist.history.get("loss", [])):
-            raise DataError(f"{run_dir}: training diverged (loss is NaN); lower the learning rate")
+        try:
+            model.fit(ds, epochs=total_epochs, initial_epoch=initial_epoch, steps_per_epoch=tc.steps_per_epoch,
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
+        except tf.errors.OpError as e:  # an error raised by the sample maker inside tf.data
+            if DATA_ERROR in str(e):
+                raise DataError(str(e).split(DATA_ERROR, 1)[1].strip().splitlines()[0]) from None
+            raise
     final = save_model_atomic(model, run_dir / "model.keras")
     for st in stores:
         st.close()

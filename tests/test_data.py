@@ -67,7 +67,7 @@ def test_store_round_trip(train_split, train_store):
 def test_store_build_resumes_without_loss_or_duplicates(tmp_path, train_split):
     out = tmp_path / "s.h5"
     r = build_store(train_split, out, workers=1, block=4, progress=False, stop_after=30)
-    assert r["complete"] is False and (tmp_path / "s.h5.partial").exists()
+    assert r["complete"] is False and (tmp_path / "s.h5.parts").is_dir() and not out.exists()
     full = build_store(train_split, out, workers=2, block=4, progress=False)
     build_store(train_split, tmp_path / "ref.h5", workers=2, progress=False)
     a, b = Store(out), Store(tmp_path / "ref.h5")

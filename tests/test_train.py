@@ -1,5 +1,4 @@
 """The training path: exact resume, the learning check, several replicas."""
-import json
 import subprocess
 import sys
 
@@ -11,16 +10,6 @@ from conftest import REPO
 from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
 
 
-class _Interrupt(keras.callbacks.Callback):
-    def __init__(self, after_epoch):
-        super().__init__()
-        self.after = after_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.after:
-            raise KeyboardInterrupt
-
-
 def _cfg(**kw):
     base = dict(batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3, lr_step=3,
                 lr_gamma=0.5, precision="float32", augment=AugmentConfig(crop=64))
@@ -28,24 +17,64 @@ def _cfg(**kw):
     return ExperimentConfig(model="tiny", train=TrainConfig(**base))
 
 
-def test_resume_is_exact(tmp_path, train_store):
-    import tensorflow as tf
-    from keras_openpose.train import train_expert
-    tf.config.experimental.enable_op_determinism()
-    ref = keras.saving.load_model(train_expert(_cfg(), train_store, tmp_path / "ref", verbose=0))
+TRAIN = """
+import sys; sys.path.insert(0, {repo!r})
+import tensorflow as tf
+tf.config.experimental.enable_op_determinism()
+from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
+from keras_openpose.train import train_expert
+cfg = ExperimentConfig(model="tiny", train=TrainConfig(batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3,
+                       lr_step=3, lr_gamma=0.5, precision="float32", augment=AugmentConfig(crop=64)))
+print(train_expert(cfg, {store!r}, {run!r}, verbose=0))
+"""
+
+
+def _train_process(store, run, kill_at=""):
+    env = {"KERAS_OPENPOSE_TENSORBOARD": "0", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2",
+           "KERAS_OPENPOSE_KILL_AT": kill_at}
+    return subprocess.run([sys.executable, "-c", TRAIN.format(repo=str(REPO), store=str(store), run=str(run))],
+                          capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory, train_store):
+    run = tmp_path_factory.mktemp("ref") / "run"
+    r = _train_process(train_store, run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return run
+
+
+def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, train_store, reference_run):
+    """kill -9 between an epoch's CSV row and its checkpoint, then (resumed) right after a checkpoint:
+    each time the same command resumes from the checkpoint's own step counter; the run ends with the
+    uninterrupted weights and one CSV row per epoch."""
     run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        train_expert(_cfg(), train_store, run, verbose=0, callbacks=[_Interrupt(2)])
-    state = json.loads((run / "state.json").read_text())
-    assert state["epoch"] == 2 and state["step"] == 4 and not (run / "model.keras").exists()
-    resumed = keras.saving.load_model(train_expert(_cfg(), train_store, run, verbose=0))
-    # same step counter, same learning rate, same weights as the uninterrupted run
-    assert int(resumed.optimizer.iterations) == int(ref.optimizer.iterations) == 6
-    assert float(resumed.optimizer.learning_rate) == pytest.approx(float(ref.optimizer.learning_rate)) == pytest.approx(2.5e-4)  # 1e-3 x 0.5^(6 // 3)
-    for a, b in zip(ref.get_weights(), resumed.get_weights()):
+    r = _train_process(train_store, run, "csv_written:2")          # epoch 2's row written, its checkpoint not
+    assert r.returncode == -9 and not (run / "model.keras").exists()
+    assert len((run / "training.csv").read_text().splitlines()) == 1 + 2
+    r = _train_process(train_store, run, "checkpoint_saved:1")     # resumes at epoch 2, killed once it is saved
+    assert r.returncode == -9 and not (run / "model.keras").exists()
+    r = _train_process(train_store, run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    from keras_openpose.model import load_network
+    ref = load_network(reference_run / "model.keras", compile=True)
+    got = load_network(run / "model.keras", compile=True)
+    assert int(got.optimizer.iterations) == int(ref.optimizer.iterations) == 6
+    assert float(got.optimizer.learning_rate) == pytest.approx(2.5e-4)   # 1e-3 x 0.5^(6 // 3)
+    for a, b in zip(ref.get_weights(), got.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    lines = (run / "training.csv").read_text().strip().splitlines()
-    assert len(lines) == 1 + 3  # header + one row per epoch, none lost or repeated
+    epochs = [ln.split(",")[0] for ln in (run / "training.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]                 # none lost, none repeated
+    assert (run / "training.csv").read_text().splitlines()[1:] == (reference_run / "training.csv").read_text().splitlines()[1:]
+
+
+def test_divergence_never_checkpoints_non_finite_weights(tmp_path, train_store):
+    from keras_openpose.errors import DataError
+    from keras_openpose.train import train_expert
+    cfg = _cfg(steps=4, learning_rate=1e30, optimizer="sgd")
+    with pytest.raises(DataError, match="training diverged in epoch 1 .* nothing saved"):
+        train_expert(cfg, train_store, tmp_path / "run", verbose=0)
+    assert not (tmp_path / "run" / "checkpoint.keras").exists() and not (tmp_path / "run" / "model.keras").exists()
 
 
 def test_cmu_learning_rate_multipliers():
