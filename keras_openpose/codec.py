@@ -28,7 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from .errors import DataError
-from .skeleton import DEFAULT_SKELETON, Skeleton
+from .skeleton import DEFAULT_SKELETON, Skeleton, UnionFind
 
 #: The network stride of both CPM/PAF families (three 2x down-samplings) and the paper's target
 #: widths, in input pixels: the defaults of :class:`PafCodec`, declared nowhere else.
@@ -247,20 +247,8 @@ def _limb_order(skeleton: Skeleton):
         frontier = nxt
     order = sorted(range(skeleton.num_limbs),
                    key=lambda i: (min(depth.get(skeleton.limbs[i][0], P), depth.get(skeleton.limbs[i][1], P)), i))
-    parent = list(range(P))
-
-    def find(p):
-        while parent[p] != p:
-            parent[p] = parent[parent[p]]
-            p = parent[p]
-        return p
-
-    starts = {}
-    for i in order:
-        a, b = skeleton.limbs[i]
-        ra, rb = find(a), find(b)
-        starts[i] = ra != rb
-        parent[ra] = rb
+    uf = UnionFind(P)
+    starts = {i: uf.union(*skeleton.limbs[i]) for i in order}   # False: the limb closes a cycle
     tree = [i for i in order if starts[i]]
     return tree + [i for i in order if not starts[i]], starts
 

@@ -367,18 +367,34 @@ def unreachable(n: int, links) -> list[int]:
     return [i for i in range(n) if comp[i] != int(np.argmax(sizes))]
 
 
-def _components(n: int, links) -> np.ndarray:
-    parent = list(range(n))
+class UnionFind:
+    """Disjoint sets over ``0 .. n-1`` (path halving): what joins parts into one connected skeleton,
+    used for the connectivity check, the spanning tree of added links and the decoder's limb order."""
 
-    def find(p):
+    def __init__(self, n: int):
+        self.parent = list(range(n))
+
+    def find(self, p: int) -> int:
+        parent = self.parent
         while parent[p] != p:
             parent[p] = parent[parent[p]]
             p = parent[p]
         return p
+
+    def union(self, a: int, b: int) -> bool:
+        """Join the sets of ``a`` and ``b``; ``False`` when they were already one (a cycle)."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self.parent[ra] = rb
+        return True
+
+
+def _components(n: int, links) -> np.ndarray:
+    uf = UnionFind(n)
     for a, b in links:
-        parent[find(a)] = find(b)
-    roots = [find(i) for i in range(n)]
-    _, comp = np.unique(roots, return_inverse=True)
+        uf.union(a, b)
+    _, comp = np.unique([uf.find(i) for i in range(n)], return_inverse=True)
     return comp
 
 
@@ -419,24 +435,17 @@ def connect_limbs(K: int, links, annotations=None, names=None, label: str = "ske
     names = names or [str(k) for k in range(K)]
     if not unreachable(K, links):
         return []
-    comp = _components(K, links)
+    uf = UnionFind(K)
+    for a, b in links:
+        uf.union(a, b)
     dist = keypoint_distances(annotations, K)
     iu = np.triu_indices(K, 1)
-    order = np.argsort(dist[iu], kind="stable")
-    parent = {int(c): int(c) for c in comp}
-
-    def find(c):
-        while parent[c] != c:
-            c = parent[c]
-        return c
     added = []
-    for k in order:
+    for k in np.argsort(dist[iu], kind="stable"):      # Kruskal: shortest first, joining components only
         a, b = int(iu[0][k]), int(iu[1][k])
         if not np.isfinite(dist[a, b]):
             break
-        ra, rb = find(int(comp[a])), find(int(comp[b]))
-        if ra != rb:
-            parent[ra] = rb
+        if uf.union(a, b):
             added.append((a, b))
     lost = unreachable(K, list(links) + added)
     if lost:

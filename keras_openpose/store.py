@@ -127,8 +127,11 @@ _WORKER_MASKS: Path | None = None
 
 
 def _init_worker(root, split, ann_file, image_dir, mask_dir):
+    """Pool initialiser. Forked workers inherit the parent's split (set just before the pool
+    starts: one copy of the annotations, shared copy-on-write); spawned ones read the file."""
     global _WORKER_SPLIT, _WORKER_MASKS
-    _WORKER_SPLIT = CocoSplit(root, split, ann_file, image_dir)
+    if _WORKER_SPLIT is None or _WORKER_SPLIT.annotation_file != Path(ann_file):
+        _WORKER_SPLIT = CocoSplit(root, split, ann_file, image_dir)
     _WORKER_MASKS = Path(mask_dir) if mask_dir else None
 
 
@@ -298,6 +301,8 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
     if todo:
         n_workers = workers or os.cpu_count() or 1
         ctx = get_context("fork") if hasattr(os, "fork") else get_context()
+        global _WORKER_SPLIT
+        _WORKER_SPLIT = split                      # inherited by forked workers (see _init_worker)
         position = {image_id: n for n, image_id in enumerate(order)}
         current, buf, skipped = None, [], []
         with ctx.Pool(n_workers, _init_worker, (split.root, split.split, split.annotation_file,

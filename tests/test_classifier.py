@@ -33,6 +33,15 @@ def test_train_and_validate_small(tmp_path, train_split, val_split):
     for p in r["predictions"]:
         assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
     assert np.sum(r["confusion"]["matrix"]) == 6
+    # a folder with a bad file: skipped and listed, the others classified
+    import shutil
+    d = tmp_path / "imgs"
+    d.mkdir()
+    for im in val_split.data["images"][:2]:
+        shutil.copy(val_split.image_path(im["id"]), d / im["file_name"])
+    (d / "broken.jpg").write_bytes(b"not a jpeg")
+    r = validate(out, d, None)
+    assert len(r["predictions"]) == 2 and r["skipped"] == [f"{d / 'broken.jpg'}: not a readable image"]
     with pytest.raises(DataError, match="classifier weights not found"):
         DomainClassifier(tmp_path / "none.pt")
     with pytest.raises(DataError, match="--labels"):

@@ -309,3 +309,19 @@ def test_mutated_annotation_files_are_accepted_skipped_or_refused(tmp_path, edit
         if im["height"] * im["width"] > 10**7:
             continue                        # a valid but huge image: the mask is just big
         assert ignore_mask(split.anns_by_image[i], im["height"], im["width"]).shape == (im["height"], im["width"])
+
+
+def test_a_second_training_run_in_the_same_folder_is_refused(tmp_path, train_store):
+    from keras_openpose.config import ExperimentConfig
+    from keras_openpose.files import OutputLock
+    from keras_openpose.train import train_expert
+    with OutputLock(tmp_path / "run" / "run"):
+        with pytest.raises(DataError, match=r"run/run: in use by another run"):
+            train_expert(ExperimentConfig(model="tiny"), train_store, tmp_path / "run", verbose=0)
+
+
+def test_numeric_flags_are_checked_when_parsed():
+    r = subprocess.run([sys.executable, "eval/eval_coco2014_single_scale.py", "--coco_dataType", "val2017",
+                        "--scales", "0"], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "argument --scales: 0: each scale must be in (0, 8]" in r.stderr
+    assert "Traceback" not in r.stderr
