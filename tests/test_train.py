@@ -107,7 +107,7 @@ def test_it_learns(tmp_path, train_store, train_split):
     store = tmp_path / "few.h5"
     build_store(train_split, store, exclude_ids=set(train_split.image_ids) - set(chosen), workers=1, progress=False)
     aug = AugmentConfig(crop=192, enabled=False)
-    cfg = _cfg(steps=400, steps_per_epoch=100, batch_size=3, learning_rate=2e-3, lr_step=300, lr_gamma=0.3,
+    cfg = _cfg(steps=300, steps_per_epoch=100, batch_size=3, learning_rate=2e-3, lr_step=200, lr_gamma=0.3,
                precision="mixed_bfloat16", augment=aug)
     path = train_expert(cfg, store, tmp_path / "run", verbose=0)
     est = PoseEstimator.from_weights(path, InferenceOptions(box_size=192))
