@@ -9,6 +9,7 @@ negates the PAF x components).
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -19,8 +20,8 @@ from .codec import PafCodec
 from .config import InferenceOptions
 from .errors import DataError
 
-__all__ = ["PoseEstimator", "InferenceOptions", "preprocess", "frames", "VideoWriter", "predict_source",
-           "VIDEO_EXT", "IMAGE_EXT"]
+__all__ = ["PoseEstimator", "InferenceOptions", "load_runtime", "preprocess", "frames", "VideoWriter",
+           "predict_source", "VIDEO_EXT", "IMAGE_EXT"]
 
 
 def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int, max_side: int = 2048):
@@ -49,28 +50,164 @@ def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int, max_
     return out.astype(np.float32), s, (hr, wr)
 
 
+# ---------------------------------------------------------------------------------------------
+# Runtimes: (B, H, W, 3) float32 BGR 0..255 -> (pafs (B, h, w, 2L), heatmaps (B, h, w, P + 1)), numpy
+# ---------------------------------------------------------------------------------------------
+
+
+def _codec_from_description(text, source) -> PafCodec:
+    import json
+    try:
+        return PafCodec.from_dict(json.loads(text)["codec"], str(source))
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{source}: no keras_openpose description (export it with python -m keras_openpose.export)") from None
+
+
+class KerasRuntime:
+    """A Keras network (``tf.function``, shapes generalised after a few sizes)."""
+
+    name = "keras"
+
+    def __init__(self, model, codec: PafCodec | None = None):
+        import tensorflow as tf
+
+        from .model import network_codec
+        self.model = model
+        self.codec = codec or network_codec(model)
+        self._fn = tf.function(lambda x: model(x, training=False)[-2:], reduce_retracing=True)
+
+    def __call__(self, x: np.ndarray):
+        paf, heat = self._fn(x)
+        return np.asarray(paf, np.float32), np.asarray(heat, np.float32)
+
+
+class OnnxRuntime:
+    """An exported ``.onnx`` file on ONNX Runtime (CPU)."""
+
+    name = "onnx"
+
+    def __init__(self, path):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise DataError(f"{path}: running ONNX needs onnxruntime (pip install onnxruntime)") from None
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.codec = _codec_from_description(meta.get("keras_openpose"), path)
+        self._input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray):
+        paf, heat = self.session.run(["pafs", "heatmaps"], {self._input: np.ascontiguousarray(x, np.float32)})
+        return paf, heat
+
+
+class LiteRTRuntime:
+    """An exported ``.tflite`` file on LiteRT (``ai_edge_litert``); its description is ``<file>.json``.
+    Outputs are taken by name (LiteRT may list them in another order), and the input is resized
+    when the image size changes."""
+
+    name = "litert"
+
+    def __init__(self, path):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise DataError(f"{path}: running LiteRT needs ai-edge-litert (pip install ai-edge-litert)") from None
+        meta = Path(str(path) + ".json")
+        self.codec = _codec_from_description(meta.read_text() if meta.is_file() else None, meta)
+        self.interp = Interpreter(model_path=str(path), num_threads=os.cpu_count())
+        self._shape = None
+
+    def __call__(self, x: np.ndarray):
+        it = self.interp
+        inp = it.get_input_details()[0]
+        if self._shape != x.shape:
+            it.resize_tensor_input(inp["index"], x.shape, strict=False)
+            it.allocate_tensors()
+            self._shape = x.shape
+        it.set_tensor(inp["index"], np.ascontiguousarray(x, np.float32))
+        it.invoke()
+        outs = {}
+        for d in it.get_output_details():
+            v = it.get_tensor(d["index"])
+            outs["pafs" if v.shape[-1] == self.codec.num_pafs and "heat" not in d["name"] else "heatmaps"] = v
+        return outs["pafs"], outs["heatmaps"]
+
+
+class OpenVINORuntime:
+    """An exported OpenVINO IR (``.xml`` + ``.bin``) on the CPU plugin. The plugin computes in bf16 on
+    CPUs with AMX unless ``exact`` asks for f32 (the export's parity check does)."""
+
+    name = "openvino"
+
+    def __init__(self, path, exact: bool = False):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise DataError(f"{path}: running OpenVINO needs openvino (pip install openvino)") from None
+        core = ov.Core()
+        model = core.read_model(str(path))
+        try:
+            text = model.get_rt_info(["keras_openpose"]).astype(str)
+        except RuntimeError:
+            text = None
+        self.codec = _codec_from_description(text, path)
+        self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"} if exact else {})
+        self._out = {o.get_any_name(): o for o in self.compiled.outputs}
+
+    def __call__(self, x: np.ndarray):
+        r = self.compiled(np.ascontiguousarray(x, np.float32))
+        return r[self._out["pafs"]], r[self._out["heatmaps"]]
+
+
+RUNTIMES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert", ".xml": "openvino"}
+
+
+def load_runtime(path, runtime: str | None = None, exact: bool = False):
+    """A runtime for a saved network, chosen by suffix (``.keras``, ``.onnx``, ``.tflite``, ``.xml``)
+    unless ``runtime`` names one; it carries the network's codec (``.codec``). ``exact`` keeps
+    OpenVINO in f32 (else bf16 where the CPU has it).
+
+    Raises:
+        DataError: a missing file, an unknown suffix, a missing engine, or a file without description.
+    """
+    path = Path(path)
+    kind = runtime or RUNTIMES.get(path.suffix.lower(), "keras" if path.is_dir() else None)
+    if kind is None:
+        raise DataError(f"{path}: unknown model file type; use .keras, .onnx, .tflite or an OpenVINO .xml")
+    if kind != "keras" and not path.is_file():
+        raise DataError(f"{path}: model weights not found")
+    if kind == "keras":
+        from .model import load_network
+        return KerasRuntime(load_network(path))
+    if kind == "openvino":
+        return OpenVINORuntime(path, exact)
+    return {"onnx": OnnxRuntime, "litert": LiteRTRuntime}[kind](path)
+
+
 class PoseEstimator:
-    """A trained network, its codec and the input handling.
+    """A network on any runtime, its codec and the input handling.
 
     Example::
 
-        est = PoseEstimator.from_weights("runs/quickstart/models/pose_normal.keras")
+        est = PoseEstimator.from_weights("runs/quickstart/models/pose_normal.keras")   # or .onnx, .tflite, .xml
         people = est.estimate(cv2.imread("image.jpg"))   # [{"keypoints": [3K floats], "score": s}, ...]
 
     Args:
-        model: a Keras model whose last two outputs are ``[PAF (2L), heatmaps (P + 1)]``.
+        model: a Keras model whose last two outputs are ``[PAF (2L), heatmaps (P + 1)]``, or a runtime
+            (:func:`load_runtime`).
         options: :class:`~keras_openpose.config.InferenceOptions` (box size, scales, flip).
         codec: the maps' codec; default the model's own (:func:`keras_openpose.model.network_codec`).
     """
 
     def __init__(self, model, options: InferenceOptions | None = None, codec: PafCodec | None = None):
-        import tensorflow as tf
-
-        from .model import network_codec
-        self.model = model
+        self.runtime = model if callable(model) and hasattr(model, "codec") and not hasattr(model, "layers") \
+            else KerasRuntime(model)
+        self.model = getattr(self.runtime, "model", None)
         self.options = options or InferenceOptions()
-        self.codec = codec or network_codec(model)
-        self._fn = tf.function(lambda x: model(x, training=False)[-2:], reduce_retracing=True)
+        self.codec = codec or self.runtime.codec
         self.timing = {"network_s": 0.0, "decode_s": 0.0, "images": 0}
 
     @property
@@ -78,14 +215,13 @@ class PoseEstimator:
         return self.codec.skeleton
 
     @classmethod
-    def from_weights(cls, path: str | Path, options: InferenceOptions | None = None, **decode) -> "PoseEstimator":
-        """Load a saved network (``.keras`` or a run folder); its skeleton, stride and decoder options
-        come from the file. ``decode`` overrides single :class:`~keras_openpose.codec.DecodeOptions`
-        fields."""
-        from .model import load_network, network_codec
-        model = load_network(path)
-        codec = network_codec(model)
-        return cls(model, options, codec.with_decode(**decode) if decode else codec)
+    def from_weights(cls, path: str | Path, options: InferenceOptions | None = None, runtime: str | None = None,
+                     **decode) -> "PoseEstimator":
+        """Load a saved network: ``.keras`` (or a run folder), ``.onnx``, ``.tflite`` or OpenVINO ``.xml``
+        (``runtime`` overrides the choice by suffix); its skeleton, stride and decoder options come
+        from the file. ``decode`` overrides single :class:`~keras_openpose.codec.DecodeOptions` fields."""
+        rt = load_runtime(path, runtime)
+        return cls(rt, options, rt.codec.with_decode(**decode) if decode else rt.codec)
 
     def maps(self, image: np.ndarray):
         """Heatmaps ``(h, w, P + 1)`` and PAFs ``(h, w, 2L)`` of ``image`` (BGR uint8), averaged over
@@ -103,8 +239,7 @@ class PoseEstimator:
             batch = x[None]
             if o.flip:
                 batch = np.concatenate([batch, x[None, :, ::-1]], 0)
-            paf, heat = self._fn(batch)
-            paf, heat = np.asarray(paf, np.float32), np.asarray(heat, np.float32)
+            paf, heat = self.runtime(batch)
             h, w = -(-hr // st), -(-wr // st)
             hs, ps = [heat[0, :h, :w]], [paf[0, :h, :w]]
             if o.flip:

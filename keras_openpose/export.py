@@ -1,0 +1,226 @@
+"""Export a trained network for deployment: ONNX, LiteRT (``.tflite``) or OpenVINO IR.
+
+The exported graph is the last stage only: input ``image (B, H, W, 3)`` float32 BGR 0..255 (the
+normalisation is inside), outputs ``heatmaps (B, H/8, W/8, P + 1)`` and ``pafs (B, H/8, W/8, 2L)``,
+height and width dynamic unless ``input_size`` fixes them. The decoder stays outside the graph.
+The model's description (skeleton, stride, decoder options, input convention, network config) goes
+with the file: ONNX ``metadata_props["keras_openpose"]``, OpenVINO ``rt_info["keras_openpose"]``,
+LiteRT a ``<file>.json`` beside it (LiteRT flatbuffers have no free-form metadata here), so
+:meth:`keras_openpose.inference.PoseEstimator.from_weights` reads any of them alone.
+
+Every export ends with a parity check against Keras (float32) on real images; it fails past the
+precision's tolerance.
+
+    python -m keras_openpose.export --weights models/pose_normal.keras --format onnx --out models/pose_normal.onnx
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DataError
+from .files import atomic_path, write_json_atomic
+
+FORMATS = {"onnx": ".onnx", "litert": ".tflite", "openvino": ".xml"}
+#: Largest |exported - Keras float32| of any map value allowed by the parity check, per precision.
+TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "int8": 0.25}
+META_KEY = "keras_openpose"
+
+
+def float32_network(model):
+    """A float32 copy of a :class:`~keras_openpose.model.PoseNetwork` (exporters need float32)."""
+    from .model import PoseNetwork
+    cfg = dict(model.get_config(), precision="float32")
+    copy = PoseNetwork.from_config(cfg)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _signature(input_size):
+    import tensorflow as tf
+    h, w = input_size if input_size else (None, None)
+    return [tf.TensorSpec((None, h, w, 3), tf.float32, name="image")]
+
+
+def _maps_function(model, input_size):
+    import tensorflow as tf
+
+    @tf.function(input_signature=_signature(input_size))
+    def maps(image):
+        paf, heat = model(image, training=False)[-2:]
+        return {"heatmaps": heat, "pafs": paf}
+    return maps
+
+
+def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=None, calibration_images=None,
+                 check_images=None) -> dict:
+    """Export ``weights`` (a ``.keras`` network) to ``fmt`` at ``out`` and check parity.
+
+    Args:
+        fmt: ``onnx``, ``litert`` or ``openvino``.
+        precision: ``fp32``; ``fp16`` (LiteRT, OpenVINO: weights in half precision); ``int8``
+            (LiteRT, post-training quantisation calibrated on ``calibration_images``).
+        input_size: ``(H, W)`` to fix the input size (default dynamic).
+        calibration_images: a folder of images for int8.
+        check_images: a folder of images for the parity check (default: the bundled sample).
+    Returns:
+        ``{"path", "format", "precision", "max_abs_diff", "tolerance", "images"}``.
+    Raises:
+        DataError: unknown format or precision, a missing dependency, or parity past tolerance.
+    """
+    from .model import load_network
+    if fmt not in FORMATS:
+        raise DataError(f"--format {fmt!r}: use {', '.join(FORMATS)}")
+    if precision not in TOLERANCE or (fmt == "onnx" and precision != "fp32") or (fmt == "openvino" and precision == "int8"):
+        raise DataError(f"--precision {precision} for {fmt}: supported are onnx fp32, openvino fp32/fp16, "
+                        "litert fp32/fp16/int8")
+    if precision == "int8" and not calibration_images:
+        raise DataError("--precision int8 needs --calibration-images DIR")
+    out = Path(out)
+    model = float32_network(load_network(weights))
+    description = json.dumps({**model.describe(), "export": {"format": fmt, "precision": precision,
+                                                             "input_size": list(input_size) if input_size else None}})
+    fn = _maps_function(model, input_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "onnx":
+        _to_onnx(fn, out, description)
+    elif fmt == "litert":
+        _to_litert(fn, out, precision, calibration_images, model.codec.stride, input_size)
+        write_json_atomic(json.loads(description), out.with_name(out.name + ".json"))
+    else:
+        _to_openvino(fn, out, precision, description)
+    return parity(model, out, precision, check_images, input_size)
+
+
+def _to_onnx(fn, out: Path, description: str) -> None:
+    try:
+        import onnx
+        import tf2onnx
+    except ImportError as e:
+        raise DataError(f"ONNX export needs tf2onnx and onnx ({e.name} is not installed: pip install tf2onnx onnx)") from None
+    proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, description
+    with atomic_path(out) as tmp:
+        onnx.save(proto, str(tmp))
+
+
+def _images(folder, n: int):
+    from .coco import read_image
+    from .inference import IMAGE_EXT
+    files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXT)[:n]
+    if not files:
+        raise DataError(f"{folder}: no images")
+    return [read_image(f) for f in files]
+
+
+def _to_litert(fn, out: Path, precision: str, calibration_images, stride: int, input_size) -> None:
+    import tensorflow as tf
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
+    if precision == "fp16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif precision == "int8":
+        from .inference import preprocess
+        h, w = input_size or (256, 256)
+        samples = [preprocess(im, h, 1.0, stride)[0][:h, :w] for im in _images(calibration_images, 16)]
+
+        def representative():
+            for x in samples:
+                pad = np.full((h, w, 3), 128, np.float32)
+                pad[:x.shape[0], :x.shape[1]] = x
+                yield [pad[None]]
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = representative
+    data = conv.convert()
+    with atomic_path(out) as tmp:
+        tmp.write_bytes(data)
+
+
+def _to_openvino(fn, out: Path, precision: str, description: str) -> None:
+    """OpenVINO's TensorFlow frontend on the function itself (its ONNX frontend rejects the dynamic
+    reduction axes of GroupNorm)."""
+    try:
+        import openvino as ov
+    except ImportError:
+        raise DataError("OpenVINO export needs openvino (pip install openvino)") from None
+    ov_model = ov.convert_model(fn.get_concrete_function())
+    ov_model.set_rt_info(description, META_KEY)
+    tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.xml")
+    ov.save_model(ov_model, str(tmp), compress_to_fp16=precision == "fp16")
+    os.replace(tmp.with_suffix(".bin"), out.with_suffix(".bin"))
+    os.replace(tmp, out)
+
+
+def parity(model, path, precision: str = "fp32", check_images=None, input_size=None, n: int = 4) -> dict:
+    """Largest |exported - Keras| map value on ``n`` real images at the inference input size.
+
+    Raises:
+        DataError: past :data:`TOLERANCE` of ``precision``.
+    """
+    from .config import InferenceOptions, PROJECT_ROOT
+    from .inference import PoseEstimator, load_runtime, preprocess
+    folder = check_images or PROJECT_ROOT / "dataset" / "sample" / "val2017"
+    runtime = load_runtime(path, exact=True)
+    ref = PoseEstimator(model, InferenceOptions())
+    worst = 0.0
+    for img in _images(folder, n):
+        x, _, _ = preprocess(img, InferenceOptions().box_size, 1.0, ref.codec.stride)
+        if input_size:
+            x = x[:input_size[0], :input_size[1]]
+            pad = np.full((*input_size, 3), 128, np.float32)
+            pad[:x.shape[0], :x.shape[1]] = x
+            x = pad
+        a_paf, a_heat = runtime(x[None])
+        b_paf, b_heat = ref.runtime(x[None])
+        worst = max(worst, float(np.abs(a_heat - b_heat).max()), float(np.abs(a_paf - b_paf).max()))
+    rep = {"path": str(path), "precision": precision, "max_abs_diff": worst, "tolerance": TOLERANCE[precision],
+           "images": n}
+    if not worst <= TOLERANCE[precision]:
+        raise DataError(f"{path}: parity check failed: max |exported - Keras| = {worst:.3g} > {TOLERANCE[precision]} "
+                        f"({precision}, {n} images of {folder})")
+    return rep
+
+
+def main(argv=None):
+    import argparse
+    import sys
+
+    from .cli import run
+
+    def command(argv):
+        p = argparse.ArgumentParser(prog="python -m keras_openpose.export", description=__doc__,
+                                    formatter_class=argparse.RawDescriptionHelpFormatter,
+                                    epilog="examples:\n  python -m keras_openpose.export --weights models/pose_normal.keras "
+                                           "--format onnx --out models/pose_normal.onnx\n"
+                                           "  python -m keras_openpose.export --weights models/pose_normal.keras --format openvino "
+                                           "--precision fp16 --out models/ov/pose_normal.xml\n"
+                                           "  python -m keras_openpose.export --weights models/pose_normal.keras --format litert "
+                                           "--precision int8 --calibration-images dataset/sample/train2017 --input-size 256x256 "
+                                           "--out models/pose_normal_int8.tflite")
+        p.add_argument("--weights", required=True)
+        p.add_argument("--format", required=True, choices=list(FORMATS))
+        p.add_argument("--precision", default="fp32", choices=list(TOLERANCE))
+        p.add_argument("--input-size", default=None, help="HxW to fix the input size (default dynamic)")
+        p.add_argument("--calibration-images", default=None, help="folder of images for int8")
+        p.add_argument("--check-images", default=None, help="folder of images for the parity check")
+        p.add_argument("--out", required=True)
+        a = p.parse_args(argv)
+        size = None
+        if a.input_size:
+            try:
+                size = tuple(int(v) for v in a.input_size.lower().split("x"))
+                assert len(size) == 2 and all(v > 0 and v % 8 == 0 for v in size)
+            except (ValueError, AssertionError):
+                raise DataError(f"--input-size {a.input_size!r}: expected HxW, multiples of 8, e.g. 256x256") from None
+        r = export_model(a.weights, a.format, a.out, a.precision, size, a.calibration_images, a.check_images)
+        print(f"{r['path']}: parity with Keras on {r['images']} images: max |diff| {r['max_abs_diff']:.2e} "
+              f"(tolerance {r['tolerance']}, {r['precision']})")
+    run(command, sys.argv[1:] if argv is None else argv)
+
+
+if __name__ == "__main__":
+    main()
