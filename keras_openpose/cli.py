@@ -585,6 +585,8 @@ def predict(argv=None):
     p.add_argument("--show-kpt-name", action="store_true", help="write part names on the overlay")
     p.add_argument("--show-maps", action="store_true", help="add heatmap and PAF panels to the overlay")
     p.add_argument("--max-frames", type=POSITIVE_INT, default=None)
+    p.add_argument("--track", action="store_true", help="stable person ids across frames (greedy OKS matching)")
+    p.add_argument("--smooth", action="store_true", help="One-Euro smoothing of tracked keypoints (implies --track)")
     _inference_args(p)
     _decode_args(p)
     a = p.parse_args(argv)
@@ -594,7 +596,7 @@ def predict(argv=None):
     exp = _experiment(a)
     r = predict_source(a.input, a.out, weights=a.weights, models_dir=a.models_dir, mode=a.mode,
                        options=_inference_options(a, exp), decode=_decode_overrides(a), show_names=a.show_kpt_name,
-                       show_maps=a.show_maps, max_frames=a.max_frames)
+                       show_maps=a.show_maps, max_frames=a.max_frames, track=a.track, smooth=a.smooth)
     print(f"{a.out}: {r['people']} people in {r['frames']} frames; network {r['network_ms']:.0f} ms, "
           f"decode {r['decode_ms']:.1f} ms per frame")
 

@@ -356,14 +356,17 @@ class VideoWriter:
 def predict_source(source: str, out_dir: str | Path, weights: str | Path | None = None,
                    models_dir: str | Path | None = None, mode: str = "route",
                    options: InferenceOptions | None = None, decode: dict | None = None,
-                   show_names: bool = False, show_maps: bool = False, max_frames: int | None = None) -> dict:
+                   show_names: bool = False, show_maps: bool = False, max_frames: int | None = None,
+                   track: bool = False, smooth: bool = False) -> dict:
     """Poses in every frame of ``source`` (:func:`frames`) from one expert (``weights``) or the
     ensemble of ``models_dir`` (``mode`` route or fuse); one network pass per frame serves both the
     people and the map panels.
 
     Writes ``out_dir/<name>_pose.jpg`` per image (or ``overlay.mp4`` for a video or webcam) and
     ``poses.json`` = ``[{"image_id": frame or file name, "category_id": 1, "keypoints": [3K],
-    "score"}]``; images that cannot be used are skipped and listed in ``skipped.json``.
+    "score"}]``; images that cannot be used are skipped and listed in ``skipped.json``. With ``track``
+    (videos) every person gets a stable ``"id"`` (:class:`keras_openpose.tracking.PoseTracker`),
+    ``smooth`` adds One-Euro smoothing of its keypoints.
 
     Returns:
         ``{"frames", "people", "skipped": [lines], "network_ms", "decode_ms"}`` (milliseconds per frame).
@@ -381,6 +384,10 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
         ens = Ensemble.from_models_dir(models_dir, options, **decode)
         experts, maps_fn, decoder = list(ens.experts.values()), ens.predictor(mode, maps=True), ens
     skeleton = experts[0].skeleton
+    tracker = None
+    if track or smooth:
+        from .tracking import PoseTracker
+        tracker = PoseTracker(skeleton, smooth=smooth)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     video = VideoWriter(out / "overlay.mp4") if is_video(source) else None
@@ -395,6 +402,8 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
                 skipped.append(f"{name}: {e}")
                 continue
             people = decoder.decode(heat, paf, stride, frame.shape[:2])
+            if tracker is not None:
+                people = tracker.update(people)
             n += 1
             vis = draw_poses(frame, people, skeleton, show_names=show_names)
             if show_maps:

@@ -81,7 +81,7 @@ def oks_matrix(dts: list[dict], gts: list[dict], sigmas=None) -> np.ndarray:
     return np.asarray(ev.computeOks(0, 1)).reshape(len(dts), len(gts))
 
 
-def _as_reference(person: dict) -> dict:
+def oks_reference(person: dict) -> dict:
     """A predicted person as an OKS reference: area/bbox of its keypoints' bounding box."""
     k = np.asarray(person["keypoints"], np.float64).reshape(-1, 3)
     vis = k[:, 2] > 0
@@ -108,7 +108,7 @@ def group_people(per_expert: list[list[dict]], min_oks: float = 0.3, sigmas=None
         if not people:
             continue
         if groups:
-            refs = [_as_reference(next(p for p in g if p is not None)) for g in groups]
+            refs = [oks_reference(next(p for p in g if p is not None)) for g in groups]
             oks = oks_matrix(people, refs, sigmas)
         else:
             oks = np.zeros((len(people), 0))

@@ -13,7 +13,7 @@ def draw_poses(image: np.ndarray, poses: list[dict], skeleton: Skeleton = DEFAUL
                show_names: bool = False, thickness: int | None = None) -> np.ndarray:
     """Draw people (``{"keypoints": [3K floats]}`` in the skeleton's keypoint order, image pixels) on
     a copy of ``image`` (BGR uint8): limbs in the skeleton's colours, parts as white dots, part
-    names with ``show_names``."""
+    names with ``show_names``; a tracked person's ``"id"`` above it."""
     out = image.copy()
     t = thickness or max(1, round(max(image.shape[:2]) / 300))
     cols = skeleton.limb_colours
@@ -24,6 +24,10 @@ def draw_poses(image: np.ndarray, poses: list[dict], skeleton: Skeleton = DEFAUL
             if parts[a, 2] > 0 and parts[b, 2] > 0:
                 cv2.line(out, tuple(int(v) for v in parts[a, :2]), tuple(int(v) for v in parts[b, :2]),
                          cols[li], t + 1, cv2.LINE_AA)
+        if "id" in pose and (parts[:, 2] > 0).any():      # a tracked person: its id above its top part
+            top = parts[parts[:, 2] > 0][np.argmin(parts[parts[:, 2] > 0, 1])]
+            cv2.putText(out, f"#{pose['id']}", (int(top[0]) - 8, int(top[1]) - 6 * t), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.3 * t + 0.3, (255, 255, 255), t, cv2.LINE_AA)
         for p, (x, y, v) in enumerate(parts):
             if v > 0:
                 cv2.circle(out, (int(x), int(y)), t + 2, (255, 255, 255), -1, cv2.LINE_AA)

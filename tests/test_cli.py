@@ -110,11 +110,16 @@ def test_predict_on_an_image_and_a_video(tmp_path, untrained_model, val_split):
         vw.write(cv2.resize(val_split.read(i), (320, 240)))
     vw.release()
     r = _run("-m", "keras_openpose.predict", "--weights", str(untrained_model), "--input", str(video),
-             "--out", str(tmp_path / "vid"))
+             "--out", str(tmp_path / "vid"), "--track", "--smooth", "--peak-threshold", "0.02", "--min-mean-score", "0")
     assert r.returncode == 0, r.stderr[-1500:]
     assert "in 4 frames" in r.stdout and (tmp_path / "vid" / "overlay.mp4").stat().st_size > 0
     cap = cv2.VideoCapture(str(tmp_path / "vid" / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    tracked = json.loads((tmp_path / "vid" / "poses.json").read_text())
+    assert tracked and all(isinstance(p["id"], int) and p["id"] >= 1 for p in tracked)   # tracked people carry ids
+    for f in {p["image_id"] for p in tracked}:                                          # one id per person a frame
+        ids = [p["id"] for p in tracked if p["image_id"] == f]
+        assert len(ids) == len(set(ids))
 
 
 def test_eval_script_full_report_on_known_answer(tmp_path, val_split):
