@@ -565,6 +565,38 @@ def disagreement(argv=None):
           f"AUSE {res.get('ause_transl', float('nan')):.3f}")
 
 
+def export(argv=None):
+    p = _parser("python -m keras_openpose.export",
+                "Export a trained network (last stage: outputs heatmaps and pafs, dynamic height and width) "
+                "to ONNX, LiteRT or OpenVINO, with its description (skeleton, stride, decoder options) and a "
+                "parity check against Keras on real images that fails past the precision's tolerance.",
+                ["python -m keras_openpose.export --weights models/pose_normal.keras --format onnx --out models/pose_normal.onnx",
+                 "python -m keras_openpose.export --weights models/pose_normal.keras --format openvino --precision fp16 --out models/ov/pose_normal.xml",
+                 "python -m keras_openpose.export --weights models/pose_normal.keras --format litert --precision int8 "
+                 "--calibration-images dataset/sample/train2017 --input-size 256x256 --out models/pose_normal_int8.tflite"])
+    from .export import FORMATS, TOLERANCE
+    p.add_argument("--weights", required=True, help="a .keras network")
+    p.add_argument("--format", required=True, choices=list(FORMATS))
+    p.add_argument("--precision", default="fp32", choices=list(TOLERANCE))
+    p.add_argument("--input-size", default=None, help="HxW (multiples of 8) to fix the input size (default dynamic)")
+    p.add_argument("--calibration-images", default=None, help="folder of images for int8")
+    p.add_argument("--check-images", default=None, help="folder of images for the parity check (default: the sample)")
+    p.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    from .export import export_model
+    size = None
+    if a.input_size:
+        try:
+            size = tuple(int(v) for v in a.input_size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2 or not all(v > 0 and v % 8 == 0 for v in size):
+            raise DataError(f"--input-size {a.input_size!r}: expected HxW, multiples of 8, e.g. 256x256")
+    r = export_model(a.weights, a.format, a.out, a.precision, size, a.calibration_images, a.check_images)
+    print(f"{r['path']}: parity with Keras on {r['images']} images: max |diff| {r['max_abs_diff']:.2e} "
+          f"(tolerance {r['tolerance']}, {r['precision']})")
+
+
 # ------------------------------------------------------------------------------------------
 # users: predict, quickstart
 # ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from keras_openpose.cli import str2bool
 SCRIPTS = ["training/generate_masks_coco2014.py", "training/generate_hdf5_coco2014.py", "training/train_pose.py",
            "train_domain_classifier/train.py", "train_domain_classifier/validate.py",
            "train_domain_classifier/ensemble.py", "eval/eval_coco2014_single_scale.py",
-           "dataset/make_test_domains.py", "util_ainu.py", "training/convert_weights.py", "-m keras_openpose.predict",
+           "dataset/make_test_domains.py", "util_ainu.py", "training/convert_weights.py", "-m keras_openpose.predict", "-m keras_openpose.export",
            "dataset/check_coco.py"]
 
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
-from .files import atomic_path, write_json_atomic
+from ..errors import DataError
+from ..files import atomic_path, write_json_atomic
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite", "openvino": ".xml"}
 #: Largest |exported - Keras float32| of any map value allowed by the parity check, per precision.
@@ -32,7 +32,7 @@ META_KEY = "keras_openpose"
 
 def float32_network(model):
     """A float32 copy of a :class:`~keras_openpose.model.PoseNetwork` (exporters need float32)."""
-    from .model import PoseNetwork
+    from ..model import PoseNetwork
     cfg = dict(model.get_config(), precision="float32")
     copy = PoseNetwork.from_config(cfg)
     copy.set_weights(model.get_weights())
@@ -71,7 +71,7 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
     Raises:
         DataError: unknown format or precision, a missing dependency, or parity past tolerance.
     """
-    from .model import load_network
+    from ..model import load_network
     if fmt not in FORMATS:
         raise DataError(f"--format {fmt!r}: use {', '.join(FORMATS)}")
     if precision not in TOLERANCE or (fmt == "onnx" and precision != "fp32") or (fmt == "openvino" and precision == "int8"):
@@ -109,8 +109,8 @@ def _to_onnx(fn, out: Path, description: str) -> None:
 
 
 def _images(folder, n: int):
-    from .coco import read_image
-    from .inference import IMAGE_EXT
+    from ..coco import read_image
+    from ..inference import IMAGE_EXT
     files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXT)[:n]
     if not files:
         raise DataError(f"{folder}: no images")
@@ -124,7 +124,7 @@ def _to_litert(fn, out: Path, precision: str, calibration_images, stride: int, i
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
-        from .inference import preprocess
+        from ..inference import preprocess
         h, w = input_size or (256, 256)
         samples = [preprocess(im, h, 1.0, stride)[0][:h, :w] for im in _images(calibration_images, 16)]
 
@@ -161,8 +161,8 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
     Raises:
         DataError: past :data:`TOLERANCE` of ``precision``.
     """
-    from .config import InferenceOptions, PROJECT_ROOT
-    from .inference import PoseEstimator, load_runtime, preprocess
+    from ..config import PROJECT_ROOT, InferenceOptions
+    from ..inference import PoseEstimator, load_runtime, preprocess
     folder = check_images or PROJECT_ROOT / "dataset" / "sample" / "val2017"
     runtime = load_runtime(path, exact=True)
     ref = PoseEstimator(model, InferenceOptions())
@@ -183,44 +183,3 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
         raise DataError(f"{path}: parity check failed: max |exported - Keras| = {worst:.3g} > {TOLERANCE[precision]} "
                         f"({precision}, {n} images of {folder})")
     return rep
-
-
-def main(argv=None):
-    import argparse
-    import sys
-
-    from .cli import run
-
-    def command(argv):
-        p = argparse.ArgumentParser(prog="python -m keras_openpose.export", description=__doc__,
-                                    formatter_class=argparse.RawDescriptionHelpFormatter,
-                                    epilog="examples:\n  python -m keras_openpose.export --weights models/pose_normal.keras "
-                                           "--format onnx --out models/pose_normal.onnx\n"
-                                           "  python -m keras_openpose.export --weights models/pose_normal.keras --format openvino "
-                                           "--precision fp16 --out models/ov/pose_normal.xml\n"
-                                           "  python -m keras_openpose.export --weights models/pose_normal.keras --format litert "
-                                           "--precision int8 --calibration-images dataset/sample/train2017 --input-size 256x256 "
-                                           "--out models/pose_normal_int8.tflite")
-        p.add_argument("--weights", required=True)
-        p.add_argument("--format", required=True, choices=list(FORMATS))
-        p.add_argument("--precision", default="fp32", choices=list(TOLERANCE))
-        p.add_argument("--input-size", default=None, help="HxW to fix the input size (default dynamic)")
-        p.add_argument("--calibration-images", default=None, help="folder of images for int8")
-        p.add_argument("--check-images", default=None, help="folder of images for the parity check")
-        p.add_argument("--out", required=True)
-        a = p.parse_args(argv)
-        size = None
-        if a.input_size:
-            try:
-                size = tuple(int(v) for v in a.input_size.lower().split("x"))
-                assert len(size) == 2 and all(v > 0 and v % 8 == 0 for v in size)
-            except (ValueError, AssertionError):
-                raise DataError(f"--input-size {a.input_size!r}: expected HxW, multiples of 8, e.g. 256x256") from None
-        r = export_model(a.weights, a.format, a.out, a.precision, size, a.calibration_images, a.check_images)
-        print(f"{r['path']}: parity with Keras on {r['images']} images: max |diff| {r['max_abs_diff']:.2e} "
-              f"(tolerance {r['tolerance']}, {r['precision']})")
-    run(command, sys.argv[1:] if argv is None else argv)
-
-
-if __name__ == "__main__":
-    main()
