@@ -177,7 +177,6 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
 
 
 def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, callbacks, init_vgg19):
-    import numpy as np
     import tensorflow as tf
 
     from .model import build_model, load_network

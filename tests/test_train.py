@@ -2,7 +2,6 @@
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
