@@ -21,7 +21,7 @@ quickstart: $(STAMP)
 	$(PY) -m keras_openpose.quickstart
 
 test: $(STAMP)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n 2 tests
 
 bench: $(STAMP)
 	$(PY) bench/decode.py
