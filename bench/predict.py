@@ -82,7 +82,7 @@ def main():
                         draw_poses(img, people, e.skeleton)
                         t6 = time.perf_counter()
                         if rep:   # the first pass warms up (tracing, allocation)
-                            for key, v in zip(t[rt], (t1 - t0, t2 - t1, t3 - t2, t4 - t3, (t5 - t4) - (t4 - t3), t6 - t5)):
+                            for key, v in zip(t[rt], (t1 - t0, t2 - t1, t3 - t2, t4 - t3, max(0.0, (t5 - t4) - (t4 - t3)), t6 - t5)):
                                 t[rt][key].append(1000 * v)
             for rt, stages in t.items():
                 med = {k: round(float(np.median(v)), 2) for k, v in stages.items()}
