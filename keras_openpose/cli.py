@@ -630,7 +630,8 @@ def predict(argv=None):
                        options=_inference_options(a, exp), decode=_decode_overrides(a), show_names=a.show_kpt_name,
                        show_maps=a.show_maps, max_frames=a.max_frames, track=a.track, smooth=a.smooth)
     print(f"{a.out}: {r['people']} people in {r['frames']} frames; network {r['network_ms']:.0f} ms, "
-          f"decode {r['decode_ms']:.1f} ms per frame")
+          f"decode {r['decode_ms']:.1f} ms per frame; {r['fps']:.1f} frames/s overall"
+          + (f"; {len(r['skipped'])} skipped (skipped.json)" if r["skipped"] else ""))
 
 
 def quickstart(argv=None):

@@ -3,6 +3,7 @@ import argparse
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -173,3 +174,28 @@ def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_s
     p, r_ = ms["precision"], ms["recall"]
     assert ms["f1"] == pytest.approx(2 * p * r_ / (p + r_) if p + r_ else 0.0)
     assert (run / "val2017-ensemble_fuse_result.csv").exists() and "keypoint F1" in r.stdout
+
+
+def test_pipelined_prediction_equals_one_frame_at_a_time(tmp_path, untrained_model, val_split):
+    """predict_source overlaps reading / decoding of frame t with the network on frame t+1: the people
+    must be exactly those of a plain loop, in order, and max_frames must hold."""
+    import json
+    import shutil
+
+    from keras_openpose.config import InferenceOptions
+    from keras_openpose.inference import PoseEstimator, predict_source
+    d = tmp_path / "imgs"
+    d.mkdir()
+    ims = val_split.data["images"][:4]
+    for im in ims:
+        shutil.copy(val_split.image_path(im["id"]), d / im["file_name"])
+    opts = InferenceOptions(box_size=128)
+    r = predict_source(str(d), tmp_path / "out", weights=untrained_model, options=opts, max_frames=3,
+                       decode={"peak_threshold": 0.02, "min_mean_score": 0.0})
+    est = PoseEstimator.from_weights(untrained_model, opts, peak_threshold=0.02, min_mean_score=0.0)
+    expected = [{"image_id": f.stem, "category_id": 1, **p}
+                for f in sorted(d.iterdir())[:3] for p in est.estimate(val_split.read(int(f.stem)))]
+    got = json.loads((tmp_path / "out" / "poses.json").read_text())
+    assert r["frames"] == 3 and len(expected) > 0
+    assert [g["image_id"] for g in got] == [e["image_id"] for e in expected]
+    np.testing.assert_allclose([g["keypoints"] for g in got], [e["keypoints"] for e in expected], atol=1e-4)
