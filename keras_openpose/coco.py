@@ -97,9 +97,7 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
         problems.append({"file": source, kind: ident, "reason": reason})
     images: dict = {}
     for n, im in enumerate(data["images"]):
-        where = im.get("id", f"images[{n}]") if isinstance(im, dict) else f"images[{n}]"
-        if not isinstance(where, (int, str)):
-            where = f"images[{n}]"
+        where = _entry_name(im, "images", n)
         if not isinstance(im, dict):
             skip("image", where, "not an object")
             continue
@@ -126,9 +124,7 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
         K = max(set(counts), key=counts.count) if counts else 17
     anns, seen = [], set()
     for n, a in enumerate(data["annotations"]):
-        where = a.get("id", f"annotations[{n}]") if isinstance(a, dict) else f"annotations[{n}]"
-        if not isinstance(where, (int, str)):
-            where = f"annotations[{n}]"
+        where = _entry_name(a, "annotations", n)
         if not isinstance(a, dict):
             skip("annotation", where, "not an object")
             continue
@@ -184,6 +180,12 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
         seen.add(a["id"])
         anns.append(a)
     return {**data, "images": list(images.values()), "annotations": anns}, problems
+
+
+def _entry_name(entry, section: str, n: int):
+    """How the report names an entry: its id when it has a usable one, else ``section[n]``."""
+    ident = entry.get("id") if isinstance(entry, dict) else None
+    return ident if isinstance(ident, (int, str)) and not isinstance(ident, bool) else f"{section}[{n}]"
 
 
 def _valid_segmentation(segm, height: int, width: int) -> bool:

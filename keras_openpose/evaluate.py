@@ -19,11 +19,8 @@ from .errors import DataError
 STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
 
 
-def _coco_from(gt) :
+def _coco_from(gt: dict):
     from pycocotools.coco import COCO
-    if isinstance(gt, (str, Path)):
-        from .coco import load_annotations
-        gt = load_annotations(gt)
     coco = COCO()
     coco.dataset = gt
     with contextlib.redirect_stdout(io.StringIO()):
@@ -71,11 +68,12 @@ def coco_keypoint_eval(gt, detections: list[dict], image_ids=None, sigmas=None):
     unknown = set(ids) - set(coco_gt.getImgIds())
     if unknown:
         raise DataError(f"evaluation: {len(unknown)} image ids not in the ground truth (first {min(unknown)})")
-    people = [a for a in gt["annotations"] if a["image_id"] in set(ids) and not a.get("iscrowd")
+    idset = set(ids)
+    people = [a for a in gt["annotations"] if a["image_id"] in idset and not a.get("iscrowd")
               and a.get("num_keypoints", 0) > 0]
     if not people:   # pycocotools would answer -1: AP is undefined without people
         return {k: None for k in STAT_NAMES}, None
-    dets = [d for d in detections if d["image_id"] in set(ids)]
+    dets = [d for d in detections if d["image_id"] in idset]
     if not dets:
         return {k: 0.0 for k in STAT_NAMES}, None
     with contextlib.redirect_stdout(io.StringIO()):

@@ -9,6 +9,7 @@ negates the PAF x components).
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -56,7 +57,6 @@ def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int, max_
 
 
 def _codec_from_description(text, source) -> PafCodec:
-    import json
     try:
         return PafCodec.from_dict(json.loads(text)["codec"], str(source))
     except (ValueError, KeyError, TypeError):
@@ -116,7 +116,9 @@ class LiteRTRuntime:
         except ImportError:
             raise DataError(f"{path}: running LiteRT needs ai-edge-litert (pip install ai-edge-litert)") from None
         meta = Path(str(path) + ".json")
-        self.codec = _codec_from_description(meta.read_text() if meta.is_file() else None, meta)
+        text = meta.read_text() if meta.is_file() else None
+        self.codec = _codec_from_description(text, meta)
+        self.outputs = json.loads(text).get("litert_outputs", {"Identity": "heatmaps", "Identity_1": "pafs"})
         self.interp = Interpreter(model_path=str(path), num_threads=os.cpu_count())
         self._shape = None
 
@@ -129,10 +131,7 @@ class LiteRTRuntime:
             self._shape = x.shape
         it.set_tensor(inp["index"], np.ascontiguousarray(x, np.float32))
         it.invoke()
-        outs = {}
-        for d in it.get_output_details():
-            v = it.get_tensor(d["index"])
-            outs["pafs" if v.shape[-1] == self.codec.num_pafs and "heat" not in d["name"] else "heatmaps"] = v
+        outs = {self.outputs[d["name"]]: it.get_tensor(d["index"]) for d in it.get_output_details()}
         return outs["pafs"], outs["heatmaps"]
 
 
@@ -163,6 +162,7 @@ class OpenVINORuntime:
 
 
 RUNTIMES = {".keras": "keras", ".onnx": "onnx", ".tflite": "litert", ".xml": "openvino"}
+RUNTIME_TYPES = (KerasRuntime, OnnxRuntime, LiteRTRuntime, OpenVINORuntime)
 
 
 def load_runtime(path, runtime: str | None = None, exact: bool = False):
@@ -203,8 +203,7 @@ class PoseEstimator:
     """
 
     def __init__(self, model, options: InferenceOptions | None = None, codec: PafCodec | None = None):
-        self.runtime = model if callable(model) and hasattr(model, "codec") and not hasattr(model, "layers") \
-            else KerasRuntime(model)
+        self.runtime = model if isinstance(model, RUNTIME_TYPES) else KerasRuntime(model)
         self.model = getattr(self.runtime, "model", None)
         self.options = options or InferenceOptions()
         self.codec = codec or self.runtime.codec

@@ -211,8 +211,8 @@ def _append(f: h5py.File, recs: list[ImageRecord]):
         p["is_main"][m0:m1] = np.concatenate([r.is_main for r in recs])
 
 
-def _read_records(path: Path) -> list[ImageRecord]:
-    """The records of a block file (the inverse of :func:`_append` on an empty file)."""
+def _read_block(path: Path) -> tuple[list[ImageRecord], list[dict]]:
+    """The records and skipped entries of a block file (the inverse of :func:`_write_block`)."""
     with h5py.File(path, "r") as f:
         g, p = f["images"], f["people"]
         people, kp, bbox, area, main = (g["people"][:], p["keypoints"][:], p["bbox"][:], p["area"][:],
@@ -225,7 +225,7 @@ def _read_records(path: Path) -> list[ImageRecord]:
             out.append(ImageRecord(int(g["image_id"][i]), name.decode() if isinstance(name, bytes) else str(name),
                                    h, w, g["jpeg"][i].tobytes(), g["mask_png"][i].tobytes(), kp[sl], bbox[sl],
                                    area[sl], main[sl]))
-        return out
+        return out, json.loads(f.attrs["skipped"])
 
 
 def _write_block(path: Path, recs: list[ImageRecord], K: int, skipped: list[dict]) -> None:
@@ -332,9 +332,9 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
             f.attrs["categories"] = json.dumps([c for c in split.data["categories"] if c.get("keypoints")])
             skipped = list(split.problems)   # annotations the validation skipped, then images
             for bp in block_path:
-                _append(f, _read_records(bp))
-                with h5py.File(bp, "r") as b:
-                    skipped += json.loads(b.attrs["skipped"])
+                recs, block_skipped = _read_block(bp)
+                _append(f, recs)
+                skipped += block_skipped
                 kill_point("assemble")
             n = f["images/image_id"].shape[0]
             ids = f["images/image_id"][:]

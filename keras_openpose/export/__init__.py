@@ -89,7 +89,9 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
         _to_onnx(fn, out, description)
     elif fmt == "litert":
         _to_litert(fn, out, precision, calibration_images, model.codec.stride, input_size)
-        write_json_atomic(json.loads(description), out.with_name(out.name + ".json"))
+        # LiteRT names its outputs after the graph's (Identity, Identity_1, in any order): keep the map
+        names = {t.name.split(":")[0]: key for key, t in fn.get_concrete_function().structured_outputs.items()}
+        write_json_atomic({**json.loads(description), "litert_outputs": names}, out.with_name(out.name + ".json"))
     else:
         _to_openvino(fn, out, precision, description)
     return parity(model, out, precision, check_images, input_size)
@@ -162,10 +164,10 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
         DataError: past :data:`TOLERANCE` of ``precision``.
     """
     from ..config import PROJECT_ROOT, InferenceOptions
-    from ..inference import PoseEstimator, load_runtime, preprocess
+    from ..inference import KerasRuntime, load_runtime, preprocess
     folder = check_images or PROJECT_ROOT / "dataset" / "sample" / "val2017"
     runtime = load_runtime(path, exact=True)
-    ref = PoseEstimator(model, InferenceOptions())
+    ref = KerasRuntime(model)
     worst = 0.0
     for img in _images(folder, n):
         x, _, _ = preprocess(img, InferenceOptions().box_size, 1.0, ref.codec.stride)
@@ -175,7 +177,7 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
             pad[:x.shape[0], :x.shape[1]] = x
             x = pad
         a_paf, a_heat = runtime(x[None])
-        b_paf, b_heat = ref.runtime(x[None])
+        b_paf, b_heat = ref(x[None])
         worst = max(worst, float(np.abs(a_heat - b_heat).max()), float(np.abs(a_paf - b_paf).max()))
     rep = {"path": str(path), "precision": precision, "max_abs_diff": worst, "tolerance": TOLERANCE[precision],
            "images": n}
