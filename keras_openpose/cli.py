@@ -16,7 +16,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from .errors import DataError  # noqa: E402
+from .errors import PREEMPTED_EXIT_CODE, ClusterError, DataError, Preempted  # noqa: E402
 
 from .config import PROJECT_ROOT  # noqa: E402  (script defaults: dataset/, models/, eval/results)
 
@@ -75,12 +75,19 @@ def _parser(prog, description, examples):
 
 
 def run(fn, argv=None):
-    """Call ``fn(argv)``; turn :class:`DataError` into a one-line error and exit status 2."""
+    """Call ``fn(argv)``; turn the project's errors into one line and an exit status
+    (:mod:`keras_openpose.errors`: 2 bad input, 3 a lost worker, 42 preempted after a checkpoint)."""
     try:
         return fn(argv)
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except ClusterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(3)
+    except Preempted as e:
+        print(f"preempted: {e}", file=sys.stderr)
+        sys.exit(PREEMPTED_EXIT_CODE)
     except KeyboardInterrupt:
         print("interrupted: completed work is saved; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
@@ -304,8 +311,11 @@ def train_pose(argv=None):
     p.add_argument("--crop", type=_number(int, 32, 2048), help="training crop size (368 in the paper)")
     p.add_argument("--seed", type=int)
     p.add_argument("--init-from", help="a .keras model to fine-tune from (e.g. the normal expert)")
-    p.add_argument("--distribute", choices=["none", "mirrored"],
-                   help="tf.distribute strategy: mirrored = all local GPUs (multi-machine: see README)")
+    p.add_argument("--distribute", choices=["none", "mirrored", "multiworker"],
+                   help="tf.distribute strategy: mirrored = all local GPUs; multiworker = the machines in "
+                        "TF_CONFIG (--batch-size is then the global batch; see README 'Scaling out')")
+    p.add_argument("--worker-timeout", type=POSITIVE, help="seconds to wait for a peer worker before failing "
+                   "with its name (default 300)")
     p.add_argument("--init", help="ImageNet VGG-19 weights file (Keras applications notop .h5) for the "
                    "vgg19 backbone; default: random init N(0, 0.01)")
     p.add_argument("--xla", action="store_true", help="XLA-compile the train step (GPUs)")
@@ -323,6 +333,7 @@ def train_pose(argv=None):
                              ("batch_size", cfg.train, "batch_size"), ("lr", cfg.train, "learning_rate"),
                              ("optimizer", cfg.train, "optimizer"), ("precision", cfg.train, "precision"),
                              ("seed", cfg.train, "seed"), ("distribute", cfg.train, "distribute"),
+                             ("worker_timeout", cfg.train, "worker_timeout"),
                              ("crop", cfg.train.augment, "crop")):
         if getattr(a, flag) is not None:
             setattr(obj, field, getattr(a, flag))
@@ -332,6 +343,9 @@ def train_pose(argv=None):
     effect_tag = "" if cfg.train.effect == "normal" else "_" + cfg.train.effect
     out = Path(a.out or PROJECT_ROOT / "training" / "runs" / f"weights{effect_tag}")
     final = train_expert(cfg, a.store, out, resume=not a.no_resume, init_from=a.init_from, init_vgg19=a.init)
+    from .train import get_strategy, worker_info
+    if not worker_info(get_strategy(cfg.train.distribute))[2]:
+        return   # only the chief publishes
     dst = publish_model(final, a.models_dir, cfg.train.effect,
                         {"config": cfg.model, "steps": cfg.train.steps, "run": str(out)})
     print(f"{final} -> {dst}")

@@ -95,7 +95,10 @@ class TrainConfig:
         precision: Keras dtype policy (``mixed_bfloat16`` on CPU, ``mixed_float16`` on GPU, ``float32``).
         seed: seeds the sample order, augmentation and initialisation.
         workers: parallel calls of the tf.data map (0 = autotune).
-        distribute: ``none`` or ``mirrored`` (several GPUs / logical devices).
+        distribute: ``none``, ``mirrored`` (the GPUs / logical devices of one machine) or
+            ``multiworker`` (the machines of ``TF_CONFIG``); ``batch_size`` is then the global batch.
+        worker_timeout: seconds a distributed run waits for a peer (start-up and every collective)
+            before it stops with an error naming the missing worker.
         xla: compile the train step with XLA (faster on GPUs; about 2x slower on this CPU).
     """
 
@@ -112,6 +115,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     distribute: str = "none"
+    worker_timeout: float = 300.0
     xla: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 

@@ -159,14 +159,16 @@ def check_output_file(path: str | Path, what: str = "--out"):
 
 def kill_point(name: str) -> None:
     """Fault injection for the crash tests: when ``KERAS_OPENPOSE_KILL_AT`` is ``"<name>:<n>"``,
-    the process kills itself with SIGKILL the ``n``-th time it reaches ``name``. A no-op otherwise."""
+    the process kills itself with SIGKILL the ``n``-th time it reaches ``name``
+    (``"<name>:<n>:TERM"``: sends itself SIGTERM once instead). A no-op otherwise."""
     spec = os.environ.get("KERAS_OPENPOSE_KILL_AT")
     if not spec or not spec.startswith(name + ":"):
         return
     _KILL_COUNTS[name] = _KILL_COUNTS.get(name, 0) + 1
-    if _KILL_COUNTS[name] >= int(spec.rsplit(":", 1)[1]):
+    parts = spec.split(":")
+    if _KILL_COUNTS[name] == int(parts[1]) or (_KILL_COUNTS[name] > int(parts[1]) and parts[2:] != ["TERM"]):
         import signal
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGTERM if parts[2:] == ["TERM"] else signal.SIGKILL)
 
 
 _KILL_COUNTS: dict = {}

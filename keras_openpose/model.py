@@ -139,9 +139,11 @@ def _norm(kind: str, channels: int, name: str):
     """GroupNorm (8 groups or fewer) or BatchNorm. With batch norm, a small network trained on a
     few images at small batches learns to rely on batch statistics that its moving averages do
     not match at inference (measured here: inference outputs off by the outputs' own scale);
-    group norm computes the same thing in training and inference."""
+    group norm computes the same thing in training and inference. Batch norm is ``synchronized``:
+    under a ``tf.distribute`` strategy its batch statistics are those of the global batch (one
+    all-reduce per layer), so R replicas match one process; without a strategy it is plain."""
     if kind == "batch":
-        return layers.BatchNormalization(name=name)
+        return layers.BatchNormalization(name=name, synchronized=True)
     import math
     return layers.GroupNormalization(groups=math.gcd(8, channels), name=name)
 

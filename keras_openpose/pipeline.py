@@ -88,18 +88,49 @@ def sample_schedule(n_samples: int, steps: int, batch_size: int, seed: int, star
     return order[lo:], seeds[lo:]
 
 
+def replica_share(idx, seeds, batch_size: int, num_replicas: int, first: int, count: int):
+    """The part of a global sample schedule that replicas ``first .. first + count - 1`` (of
+    ``num_replicas``) train on: global batch ``s`` (``batch_size`` samples) is cut into
+    ``num_replicas`` consecutive slices of ``batch_size / num_replicas``; the result lists, step by
+    step, the slices of the requested replicas in order (how ``tf.distribute`` hands consecutive
+    per-replica batches of one input pipeline to its local replicas). So any number of workers
+    trains on exactly the samples, and per-sample random streams, of one process at the same
+    global batch.
+
+    Raises:
+        DataError: ``batch_size`` not divisible by ``num_replicas``.
+    """
+    if batch_size % num_replicas:
+        raise DataError(f"--batch-size {batch_size} is the global batch: it must be divisible by the "
+                        f"{num_replicas} replicas")
+    per = batch_size // num_replicas
+    steps = len(idx) // batch_size
+
+    def cut(a):
+        return a[:steps * batch_size].reshape(steps, num_replicas, per)[:, first:first + count].reshape(-1)
+    return cut(np.asarray(idx)), cut(np.asarray(seeds))
+
+
 def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, seed: int = 0,
-                 start_step: int = 0, parallel: int | None = None):
+                 start_step: int = 0, parallel: int | None = None, replicas: tuple[int, int, int] | None = None):
     """The batched, prefetched ``tf.data.Dataset`` of ``steps - start_step`` batches (see module doc).
 
     Args:
         maker: sample factory.
+        batch_size: the global batch (all replicas together).
         stages: number of network stages (targets are repeated once per stage).
         parallel: parallel map calls (``None`` = ``tf.data.AUTOTUNE``); order stays deterministic.
+        replicas: ``(first, count, total)``: build only the share of replicas ``first .. first +
+            count - 1`` of ``total`` (:func:`replica_share`); batches are then per replica
+            (``batch_size / total`` samples). ``None``: the whole global batch.
     """
     import tensorflow as tf
 
     idx, seeds = sample_schedule(len(maker), steps, batch_size, seed, start_step)
+    if replicas is not None:
+        first, count, total = replicas
+        idx, seeds = replica_share(idx, seeds, batch_size, total, first, count)
+        batch_size //= total
     c, (g, _) = maker.cfg.crop, maker.grid
     P1, L2 = maker.codec.num_heatmaps, maker.codec.num_pafs
 

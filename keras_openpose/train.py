@@ -1,78 +1,66 @@
-"""Training of one CPM/PAF expert: masked L2 on every stage output (Cao et al. 2017, eq. 6),
-resumable checkpoints, per-run logs.
+"""Training of one CPM/PAF expert: masked L2 on every stage output (Cao et al. 2017, eq. 6), one
+training loop for every ``tf.distribute`` strategy, resumable checkpoints, per-run logs.
 
-Run folder (``--out``)::
+Run folder (``--out``; written by the chief worker only)::
 
     config.yaml            the ExperimentConfig of the run (written first)
     checkpoint.keras       model + optimizer state (its step counter included), written atomically
-                           after every epoch: one file is the whole resume record
+                           after every epoch and on preemption: one file is the whole resume record
+    progress.json          the loss sums of the epoch in progress, when the checkpoint was taken in
+                           the middle of an epoch (preemption); valid only for the checkpoint's step
     training.csv           one row per epoch: epoch, loss, one column per stage output
-    tensorboard/           TensorBoard logs
+    tensorboard/train/     TensorBoard scalars (``epoch_loss``, ``epoch_<output>_loss``)
     model.keras            the final model (written atomically at the end; it carries its network
                            config, codec and domain: keras_openpose.model.PoseNetwork)
     run.lock               held while a run trains in the folder (a second run is refused)
 
+The loop (:class:`TrainLoop`) replaces ``model.fit``, which Keras 3 cannot run under
+``MultiWorkerMirroredStrategy`` (keras-team/keras#20585): a ``tf.function`` step calls
+``strategy.run`` on each replica's batch and ``strategy.reduce`` on the losses. The same code runs
+the default strategy (one device), ``mirrored`` (the GPUs, or logical CPUs, of one machine) and
+``multiworker`` (the machines of ``TF_CONFIG``). ``batch_size`` is the global batch; replica ``r`` of
+``R`` trains on slice ``r`` of every global batch of the one deterministic ``(seed, step)`` sample
+schedule (:func:`keras_openpose.pipeline.replica_share`), and the per-replica loss is the global
+mean's share (Keras losses divide by ``R``; the optimizer sums the replicas' gradients), so ``R``
+replicas at global batch ``B`` follow one process at batch ``B`` up to float rounding.
+
 Crash consistency: at the end of an epoch the CSV row is appended (and fsynced) first, then the
 checkpoint replaces the previous one atomically. Resuming (``resume=True``, the default) reloads
-``checkpoint.keras`` with its optimizer state; the epoch to resume from is its step counter divided
-by ``steps_per_epoch``, CSV rows past it are dropped, and the deterministic data stream restarts at
-that step, so a kill at any moment followed by the same command ends with the weights of an
-uninterrupted run. A checkpoint is never written with non-finite weights.
+``checkpoint.keras`` with its optimizer state; training restarts at its step counter, CSV rows of
+epochs past it are dropped, and the deterministic data stream restarts at that step, so a kill at
+any moment followed by the same command ends with the weights of an uninterrupted run. A
+checkpoint is never written with non-finite weights.
+
+Faults of a distributed run (see :mod:`keras_openpose.errors`):
+
+* SIGTERM to any worker: its flag rides on the step's all-reduce of the losses, so every worker
+  learns it at the same step, saves the checkpoint there (the chief into the run folder, the others
+  into a temporary folder they delete: a checkpoint write reads every variable, a collective under
+  ``MultiWorkerMirroredStrategy``) and raises :class:`~keras_openpose.errors.Preempted` (exit status
+  42). TF's ``PreemptionCheckpointHandler`` is not used: it probes the GCE metadata server at start,
+  watches maintenance events instead of SIGTERM on GCE GPUs and does nothing on GCE CPUs.
+* a worker that dies: the survivors' collectives fail (the coordination service's heartbeat, or the
+  ``worker_timeout`` of every collective) and they raise :class:`~keras_openpose.errors.ClusterError`
+  naming the lost task; relaunching resumes from the last checkpoint.
+* a peer that never starts: :class:`~keras_openpose.errors.ClusterError` after ``worker_timeout``.
 """
 from __future__ import annotations
 
+import json
 import os
+import re
+import signal
 import sys
+import tempfile
 from pathlib import Path
 
 import keras
 
-from .files import OutputLock, atomic_write, kill_point
 from .config import ExperimentConfig, TrainConfig, resolve_skeleton
-from .errors import DataError
+from .errors import ClusterError, DataError, Preempted
+from .files import OutputLock, atomic_write, kill_point, write_json_atomic
 from .losses import MaskedL2, MultiplierSGD
 from .model import save_model_atomic
-
-
-class _EpochRecord(keras.callbacks.Callback):
-    """End of an epoch: the CSV row, then the checkpoint (see module doc); refuses non-finite weights."""
-
-    def __init__(self, run_dir: Path):
-        super().__init__()
-        self.run_dir = run_dir
-
-    def on_epoch_end(self, epoch, logs=None):
-        import numpy as np
-        logs = dict(logs or {})
-        bad = [w.path for w in self.model.weights if not np.all(np.isfinite(np.asarray(w)))]
-        if bad or not np.isfinite(logs.get("loss", 0.0)):
-            self.model.stop_training = True
-            raise DataError(f"{self.run_dir}: training diverged in epoch {epoch + 1} (loss {logs.get('loss')}, "
-                            f"{len(bad)} non-finite weight tensors); nothing saved: the last checkpoint is kept. "
-                            "Lower the learning rate (targets were checked finite)")
-        csv = self.run_dir / "training.csv"
-        keys = sorted(logs)
-        new = not csv.exists()
-        with open(csv, "a") as f:
-            if new:
-                f.write(",".join(["epoch", *keys]) + "\n")
-            f.write(",".join([str(epoch), *(repr(float(logs[k])) for k in keys)]) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        kill_point("csv_written")
-        save_model_atomic(self.model, self.run_dir / "checkpoint.keras")
-        kill_point("checkpoint_saved")
-
-
-def _truncate_csv(csv: Path, epochs: int) -> None:
-    """Keep the header and the rows of the first ``epochs`` epochs (rows of an epoch whose
-    checkpoint was not written are dropped)."""
-    if not csv.exists():
-        return
-    lines = csv.read_text().splitlines()
-    keep = lines[:1] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) < epochs]
-    with atomic_write(csv, "w") as f:
-        f.write("\n".join(keep) + "\n")
 
 
 def set_precision(precision: str) -> None:
@@ -82,18 +70,26 @@ def set_precision(precision: str) -> None:
     keras.mixed_precision.set_global_policy(precision)
 
 
+# ------------------------------------------------------------------------------------------
+# strategies
+# ------------------------------------------------------------------------------------------
+
 _STRATEGIES: dict = {}
 
 
-def get_strategy(name: str):
-    """``tf.distribute`` strategy: ``none`` (default device) or ``mirrored`` (all local GPUs, or all
-    logical CPU devices). The batch size is global: split over the replicas.
+def get_strategy(name: str, worker_timeout: float = 300.0):
+    """The ``tf.distribute`` strategy of a run (created once per process, and first: collective ops
+    must be configured before TensorFlow runs any op).
 
-    ``multiworker`` (``MultiWorkerMirroredStrategy`` over the machines in ``TF_CONFIG``) raises
-    :class:`DataError`: Keras 3's ``model.fit`` fails under it (``PerReplica`` cannot be converted
-    to a tensor; keras-team/keras#20585, open), measured here with TF 2.21 / Keras 3.15 on two
-    workers over loopback. Scale out preprocessing with tf.data service
-    (:func:`keras_openpose.pipeline.distribute`) meanwhile.
+    Args:
+        name: ``none`` (the default device), ``mirrored`` (all local GPUs, else all logical CPU
+            devices) or ``multiworker`` (``MultiWorkerMirroredStrategy`` over the cluster in the
+            ``TF_CONFIG`` environment variable: ``{"cluster": {"worker": ["host:port", ...]},
+            "task": {"type": "worker", "index": i}}``).
+        worker_timeout: seconds a collective (and the start-up barrier) waits for a peer before the
+            run fails with :class:`ClusterError`.
+    Raises:
+        DataError: an unknown name, or ``multiworker`` without a usable ``TF_CONFIG``.
     """
     import tensorflow as tf
     if name in ("none", "default", ""):
@@ -104,15 +100,96 @@ def get_strategy(name: str):
             devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
             _STRATEGIES[name] = tf.distribute.MirroredStrategy(devices)
         elif name == "multiworker":
-            raise DataError("--distribute multiworker: Keras 3 model.fit does not run under "
-                            "MultiWorkerMirroredStrategy (keras-team/keras#20585); use mirrored on one "
-                            "machine, and tf.data service workers to scale preprocessing")
+            _STRATEGIES[name] = _multiworker_strategy(worker_timeout)
         else:
-            raise DataError(f"--distribute {name!r}: use none or mirrored")
+            raise DataError(f"--distribute {name!r}: use none, mirrored or multiworker")
     return _STRATEGIES[name]
 
 
+def cluster_from_env() -> tuple[list[str], int]:
+    """``(worker addresses, this worker's index)`` from ``TF_CONFIG``.
+
+    Raises:
+        DataError: ``TF_CONFIG`` missing, not JSON, or without this task in its worker list.
+    """
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise DataError("--distribute multiworker: set TF_CONFIG (see README 'Scaling out'; "
+                        "python -m keras_openpose.launch starts N workers on one machine)")
+    try:
+        cfg = json.loads(raw)
+        cluster, task = cfg["cluster"], cfg["task"]
+        workers = list(cluster.get("chief", [])) + list(cluster["worker"])
+        index = int(task["index"]) + (len(cluster.get("chief", [])) if task["type"] == "worker" else 0)
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"TF_CONFIG: not a cluster spec with a worker list and this task ({e})") from None
+    if not 0 <= index < len(workers) or task["type"] not in ("worker", "chief"):
+        raise DataError(f"TF_CONFIG: task {task} is not in the cluster's {len(workers)} workers")
+    return workers, index
+
+
+#: The join watchdog (a separate process: TensorFlow waits for missing peers inside C++ while
+#: holding the GIL, so no thread of the worker can run): it exits quietly when the worker closes its
+#: stdin (joined, or ended); otherwise it prints which peers' ports never opened and ends the worker.
+_JOIN_WATCHDOG = r"""
+import os, select, signal, socket, sys
+pid, timeout, index, workers = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+if select.select([sys.stdin], [], [], timeout)[0]:
+    sys.exit(0)
+def up(a):
+    try:
+        socket.create_connection((a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])), timeout=1).close()
+        return True
+    except OSError:
+        return False
+missing = [f"worker {i} ({a})" for i, a in enumerate(workers) if i != index and not up(a)]
+sys.stderr.write(f"error: worker {index}: {', '.join(missing) or 'a peer'} did not join within {timeout:g} s "
+                 "(--worker-timeout); start every worker with the same TF_CONFIG cluster\n")
+sys.stderr.flush()
+os.kill(pid, signal.SIGKILL)   # TensorFlow's C++ catches SIGTERM
+"""
+
+
+def _multiworker_strategy(worker_timeout: float):
+    """``MultiWorkerMirroredStrategy`` over ``TF_CONFIG``'s workers, with ``worker_timeout`` on
+    every collective and on joining: a start-up barrier (one all-reduce) must pass within
+    ``worker_timeout`` seconds, or a watchdog process prints one line naming the workers whose
+    ports never opened and ends this worker with SIGKILL (TensorFlow waits for missing peers inside
+    C++, by default for an hour, where no Python code of this process can run, and catches
+    SIGTERM)."""
+    import subprocess
+
+    import tensorflow as tf
+    workers, index = cluster_from_env()
+    watchdog = subprocess.Popen([sys.executable, "-c", _JOIN_WATCHDOG, str(os.getpid()), str(worker_timeout),
+                                 str(index), *workers], stdin=subprocess.PIPE)
+    opts = tf.distribute.experimental.CommunicationOptions(timeout_seconds=worker_timeout)
+    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=opts)
+
+    @tf.function
+    def barrier():
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+    barrier()
+    watchdog.stdin.close()
+    watchdog.wait()
+    return strategy
+
+
+def worker_info(strategy) -> tuple[int, int, bool]:
+    """``(worker index, number of workers, is chief)``; ``(0, 1, True)`` outside multiworker."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
+    if not spec:
+        return 0, 1, True
+    n = sum(len(v) for k, v in spec.items() if k in ("chief", "worker"))
+    idx = resolver.task_id + (len(spec.get("chief", [])) if resolver.task_type == "worker" else 0)
+    return idx, n, idx == 0
+
+
 def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
+    """Attach the optimizer and the per-output :class:`MaskedL2` losses (saved with checkpoints;
+    ``mixed_float16`` wraps the optimizer in Keras' ``LossScaleOptimizer``)."""
     lr = keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, cfg.lr_step, cfg.lr_gamma, staircase=True)
     if cfg.optimizer == "adam":
         opt = keras.optimizers.Adam(lr)
@@ -144,45 +221,307 @@ def training_codec(cfg: ExperimentConfig, stores):
     return cfg.make_codec(skeleton)
 
 
-def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
-                 init_from: str | Path | None = None, verbose: int | None = None,
-                 callbacks: list | None = None, init_vgg19: str | Path | None = None) -> Path:
-    """Train (or resume) one expert; returns the path of the final ``model.keras``.
+# ------------------------------------------------------------------------------------------
+# the loop
+# ------------------------------------------------------------------------------------------
+
+def _truncate_csv(csv: Path, epochs: int) -> None:
+    """Keep the header and the rows of the first ``epochs`` epochs (rows of an epoch whose
+    checkpoint was not written are dropped)."""
+    if not csv.exists():
+        return
+    lines = csv.read_text().splitlines()
+    keep = lines[:1] + [ln for ln in lines[1:] if ln and int(ln.split(",")[0]) < epochs]
+    with atomic_write(csv, "w") as f:
+        f.write("\n".join(keep) + "\n")
+
+
+def _lost_task(message: str) -> str:
+    """The task a collective error names (``/job:worker/replica:0/task:1`` -> ``worker 1``)."""
+    m = re.search(r"/job:(\w+)/replica:\d+/task:(\d+)", message) or re.search(r"task:? ?(\d+)", message)
+    if m is None:
+        return "a peer"
+    return f"{m.group(1)} {m.group(2)}" if m.lastindex == 2 else f"worker {m.group(1)}"
+
+
+class TrainLoop:
+    """One training loop for every strategy: ``tf.function`` steps of ``strategy.run`` and
+    ``strategy.reduce``, epochs of ``steps_per_epoch`` steps, SIGTERM-safe (see module doc).
 
     Args:
-        cfg: the experiment (``cfg.model`` the network, ``cfg.train`` the schedule, ``cfg.train.effect``
-            the domain applied on the fly, ``cfg.skeleton`` / ``cfg.codec`` / ``cfg.decode`` the maps).
+        model: a compiled :class:`~keras_openpose.model.PoseNetwork` created under
+            ``strategy.scope()`` (optimizer and per-output losses from :func:`compile_model`).
+        strategy: the ``tf.distribute`` strategy.
+        run_dir: the run folder (chief) ; other workers keep their checkpoints in a temporary folder.
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch (the chief only).
+
+    The step (per replica): ``L = sum_t MaskedL2_t / R + sum(regularisers) / R`` (the Keras loss
+    already divides by ``R``; the regularisers are divided here so that ``R`` replicas add up to one
+    process), gradients of ``L`` (scaled by the ``LossScaleOptimizer`` under ``mixed_float16``),
+    ``optimizer.apply`` (which all-reduces them), and one all-reduce of ``[L, L_1..L_T, stop]``.
+    """
+
+    def __init__(self, model, strategy, run_dir: Path, verbose: int = 2, tensorboard: bool = True):
+        import tensorflow as tf
+        self.model, self.strategy, self.run_dir = model, strategy, Path(run_dir)
+        self.worker, self.num_workers, self.chief = worker_info(strategy)
+        self.verbose = verbose if self.chief else 0
+        self.names = ["loss"] + [f"{n}_loss" for n in model.output_names]
+        self.replicas = strategy.num_replicas_in_sync
+        self._stop_requested = False
+        self._tmp = None if self.chief else Path(tempfile.mkdtemp(prefix=f"keras_openpose_worker{self.worker}_"))
+        self._writer = (tf.summary.create_file_writer(str(self.run_dir / "tensorboard" / "train"))
+                        if self.chief and tensorboard else None)
+        with strategy.scope():   # optimizer slots are distributed variables: created here, not in the step
+            if not model.optimizer.built:
+                model.optimizer.build(model.trainable_variables)
+        self._step = self._make_step(bool(getattr(model, "jit_compile", False)))
+
+    # -- the step -----------------------------------------------------------------------------
+    def _make_step(self, xla: bool):
+        import tensorflow as tf
+        model, opt, R = self.model, self.model.optimizer, self.replicas
+        losses = self.model.loss
+
+        def replica_step(x, ys, stop):
+            with tf.GradientTape() as tape:
+                outs = model(x, training=True)
+                per_output = [fn(y, o) for fn, y, o in zip(losses, ys, outs)]
+                total = keras.ops.sum(keras.ops.stack(per_output))
+                if model.losses:
+                    total = total + keras.ops.sum(keras.ops.stack([keras.ops.sum(r) for r in model.losses])) / R
+                scaled = opt.scale_loss(total)
+            grads = tape.gradient(scaled, model.trainable_variables)
+            opt.apply(grads, model.trainable_variables)
+            return keras.ops.stack([total, *per_output, stop / R])
+
+        @tf.function(jit_compile=xla, reduce_retracing=True)
+        def step(iterator, stop):
+            values = self.strategy.run(replica_step, args=(*next(iterator), stop))
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)
+
+        return step
+
+    def agree(self, values: list[float]) -> bool:
+        """Whether every worker holds the same ``values`` (one all-reduce; ``True`` on one worker)."""
+        import numpy as np
+        import tensorflow as tf
+        if self.num_workers == 1:
+            return True
+        v = tf.constant(values, tf.float64)
+
+        @tf.function
+        def all_sum():
+            return self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                        self.strategy.run(lambda: v / self.replicas), axis=None)
+        total = all_sum()
+        return bool(np.allclose(total.numpy(), np.asarray(values), rtol=1e-9, atol=0))
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _checkpoint_path(self) -> Path:
+        return (self.run_dir if self.chief else self._tmp) / "checkpoint.keras"
+
+    def save_checkpoint(self, epoch_sums=None) -> None:
+        """Every worker writes the checkpoint (the chief into the run folder); ``epoch_sums``: the
+        loss sums of a partly done epoch (written first to ``progress.json``)."""
+        import numpy as np
+        bad = [w.path for w in self.model.weights if not np.all(np.isfinite(keras.ops.convert_to_numpy(w)))]
+        if bad:
+            raise DataError(f"{self.run_dir}: {len(bad)} non-finite weight tensors; nothing saved: the last "
+                            "checkpoint is kept. Lower the learning rate (targets were checked finite)")
+        if self.chief:
+            progress = self.run_dir / "progress.json"
+            step = _iterations(self.model)
+            if epoch_sums is not None:
+                write_json_atomic({"step": step, "sums": [float(s) for s in epoch_sums]}, progress)
+            elif progress.exists():
+                progress.unlink()
+        save_model_atomic(self.model, self._checkpoint_path())
+        if self.chief:
+            kill_point("checkpoint_saved")
+
+    def _epoch_progress(self, step: int):
+        p = self.run_dir / "progress.json"
+        if step and p.exists():
+            d = json.loads(p.read_text())
+            if d.get("step") == step and len(d.get("sums", ())) == len(self.names):
+                return d["sums"]
+        return None
+
+    def _record_epoch(self, epoch: int, means: dict) -> None:
+        csv = self.run_dir / "training.csv"
+        new = not csv.exists()
+        with open(csv, "a") as f:
+            if new:
+                f.write(",".join(["epoch", *self.names]) + "\n")
+            f.write(",".join([str(epoch), *(repr(float(means[k])) for k in self.names)]) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        if self._writer is not None:
+            import tensorflow as tf
+            with self._writer.as_default():
+                for k, v in means.items():
+                    tf.summary.scalar(f"epoch_{k}", v, step=epoch)
+            self._writer.flush()
+        kill_point("csv_written")
+
+    # -- run ---------------------------------------------------------------------------------
+    def _on_sigterm(self, signum, frame):
+        self._stop_requested = True
+
+    def fit(self, dataset_fn, steps: int, steps_per_epoch: int) -> None:
+        """Train from the model's step counter to ``steps``.
+
+        Args:
+            dataset_fn: ``start_step, replicas -> tf.data.Dataset`` of per-replica batches for the
+                replicas ``(first, count, total)`` of this worker.
+        Raises:
+            DataError: the loss or weights became non-finite (nothing is saved).
+            Preempted: SIGTERM reached a worker (all saved a checkpoint at the same step).
+            ClusterError: a worker was lost.
+        """
+        import numpy as np
+        import tensorflow as tf
+        start = _iterations(self.model)
+        if not self.agree([float(start)]):
+            raise ClusterError(f"{self.run_dir}: the workers resume from different steps (this one from {start}); "
+                               "the run folder must be on a file system every worker reads")
+        if start >= steps:
+            return
+        local = self.replicas // self.num_workers
+
+        def per_worker(ctx):
+            first = ctx.input_pipeline_id * local
+            return dataset_fn(start, (first, local, self.replicas))
+        data = self.strategy.distribute_datasets_from_function(per_worker)
+        iterator = iter(data)
+        previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
+        try:
+            self._loop(iterator, start, steps, steps_per_epoch)
+        except tf.errors.OpError as e:
+            raise self._translate(e) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if self._tmp is not None:
+                import shutil
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def _loop(self, iterator, start, steps, steps_per_epoch):
+        import numpy as np
+        import tensorflow as tf
+        step = start
+        sums = np.asarray(self._epoch_progress(start) or np.zeros(len(self.names)), np.float64)
+        while step < steps:
+            epoch = step // steps_per_epoch
+            end = min((epoch + 1) * steps_per_epoch, steps)
+            bar = keras.utils.Progbar(end - epoch * steps_per_epoch, verbose=self.verbose,
+                                      stateful_metrics=self.names) if self.verbose else None
+            if bar is not None:
+                print(f"Epoch {epoch + 1}/{-(-steps // steps_per_epoch)}", flush=True)
+            while step < end:
+                kill_point("step")
+                values = self._step(iterator, tf.constant(1.0 if self._stop_requested else 0.0)).numpy()
+                step += 1
+                if not np.all(np.isfinite(values[:-1])):
+                    raise DataError(f"{self.run_dir}: training diverged in epoch {epoch + 1} (loss {values[0]:.4g} "
+                                    f"at step {step}); nothing saved: the last checkpoint is kept. Lower the "
+                                    "learning rate (targets were checked finite)")
+                sums += values[:-1]
+                done = step - epoch * steps_per_epoch
+                if bar is not None:
+                    bar.update(done, [(k, s / done) for k, s in zip(self.names, sums)], finalize=step == end)
+                if values[-1] > 0 and step < end:
+                    self.save_checkpoint(sums)
+                    raise Preempted(f"SIGTERM: every worker saved its checkpoint at step {step} of {steps}; "
+                                    "relaunch the same command(s) to resume", step)
+            done = end - epoch * steps_per_epoch
+            means = dict(zip(self.names, sums / done))
+            if self.chief:
+                self._record_epoch(epoch, means)
+            self.save_checkpoint()
+            sums[:] = 0
+            if values[-1] > 0 and step < steps:
+                raise Preempted(f"SIGTERM: every worker saved its checkpoint at step {step} of {steps}; "
+                                "relaunch the same command(s) to resume", step)
+
+    def _translate(self, e):
+        from .pipeline import DATA_ERROR
+        msg = str(e)
+        if DATA_ERROR in msg:   # an error raised by the sample maker inside tf.data
+            return DataError(msg.split(DATA_ERROR, 1)[1].strip().splitlines()[0])
+        import tensorflow as tf
+        if self.num_workers > 1 and isinstance(e, (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+                                                   tf.errors.CancelledError, tf.errors.AbortedError,
+                                                   tf.errors.InternalError)):
+            m = re.search(r"(UNAVAILABLE|DEADLINE_EXCEEDED|CANCELLED|ABORTED|INTERNAL):[^\n]*", msg)
+            why = m.group(0)[:160] if m else type(e).__name__
+            return ClusterError(f"worker {self.worker}: lost {_lost_task(msg)} of {self.num_workers} "
+                                f"({why}); relaunch every worker to resume from the "
+                                "last checkpoint")
+        return e
+
+
+def _iterations(model) -> int:
+    """The optimizer's step counter (a plain int, also for a distributed variable)."""
+    return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+# ------------------------------------------------------------------------------------------
+# entry point
+# ------------------------------------------------------------------------------------------
+
+def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
+                 init_from: str | Path | None = None, verbose: int | None = None,
+                 init_vgg19: str | Path | None = None) -> Path:
+    """Train (or resume) one expert; returns the path of the final ``model.keras`` (on every
+    worker: the chief's run folder).
+
+    Args:
+        cfg: the experiment (``cfg.model`` the network, ``cfg.train`` the schedule and strategy,
+            ``cfg.train.effect`` the domain applied on the fly, ``cfg.skeleton`` / ``cfg.codec`` /
+            ``cfg.decode`` the maps).
         store_path: training store (:mod:`keras_openpose.store`), or several (a list, or paths
             separated by commas).
-        run_dir: run folder (see module doc).
+        run_dir: run folder (see module doc); with ``multiworker`` on several machines, a folder on a
+            file system every worker reads (they resume from the chief's checkpoint).
         resume: continue from ``run_dir/checkpoint.keras`` when present.
         init_from: a ``.keras`` model whose weights initialise the network (fine-tuning an expert
             from the normal model); ignored when resuming.
-        callbacks: extra Keras callbacks (run after the checkpoint of each epoch is written).
+        verbose: 0 silent, 1 progress bar, 2 a line per epoch (default: 1 on a terminal, else 2).
         init_vgg19: ImageNet VGG-19 weights file for the ``vgg19`` backbone (else the documented
             random init: N(0, 0.01) kernels, zero biases, as CMU's prototxt).
     Raises:
-        DataError: bad store, config or initial weights.
+        DataError: bad store, config or initial weights; a diverged run.
+        Preempted: SIGTERM (after the checkpoint).
+        ClusterError: a lost or missing worker.
     """
     from .domains import EXPERT_DOMAINS
 
     tc: TrainConfig = cfg.train
     if tc.effect not in EXPERT_DOMAINS:
         raise DataError(f"--effect {tc.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
-    strategy = get_strategy(tc.distribute)
+    strategy = get_strategy(tc.distribute, tc.worker_timeout)   # first: before TensorFlow runs any op
+    _, _, chief = worker_info(strategy)
     run_dir = Path(run_dir)
+    if not chief:
+        return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief)
     run_dir.mkdir(parents=True, exist_ok=True)
     with OutputLock(run_dir / "run"):
-        return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, callbacks, init_vgg19)
+        return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief)
 
 
-def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, callbacks, init_vgg19):
-    import tensorflow as tf
-
+def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief):
     from .model import build_model, load_network
-    from .pipeline import DATA_ERROR, SampleMaker, make_dataset
+    from .pipeline import SampleMaker, make_dataset
     from .store import Store
-    cfg.to_yaml(run_dir / "config.yaml")
+    if chief:
+        cfg.to_yaml(run_dir / "config.yaml")
     set_precision(tc.precision)
     keras.utils.set_random_seed(tc.seed)
     paths = store_path if isinstance(store_path, (list, tuple)) else str(store_path).split(",")
@@ -191,15 +530,16 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, c
     maker = SampleMaker(stores, tc.augment, codec, tc.effect, train=tc.augment.enabled)
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
-    total_epochs = max(1, -(-tc.steps // tc.steps_per_epoch))
+    if tc.batch_size % strategy.num_replicas_in_sync:
+        raise DataError(f"--batch-size {tc.batch_size} is the global batch: it must be divisible by the "
+                        f"{strategy.num_replicas_in_sync} replicas")
+    total_steps = max(1, -(-tc.steps // tc.steps_per_epoch)) * tc.steps_per_epoch
     ckpt = run_dir / "checkpoint.keras"
-    initial_epoch = 0
-    info = {"steps": total_epochs * tc.steps_per_epoch, "batch_size": tc.batch_size, "run": str(run_dir),
+    info = {"steps": total_steps, "batch_size": tc.batch_size, "run": str(run_dir),
             "stores": [str(p) for p in paths]}
     with strategy.scope():
         if resume and ckpt.exists():
             model = load_network(ckpt, compile=True)
-            initial_epoch = int(model.optimizer.iterations) // tc.steps_per_epoch
         else:
             model = build_model(cfg.model, codec, tc.precision, tc.effect)
             model.info.update(info)
@@ -213,24 +553,22 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, c
                 from .weights import load_vgg19_imagenet
                 load_vgg19_imagenet(model, init_vgg19)
             compile_model(model, tc)
-    _truncate_csv(run_dir / "training.csv", initial_epoch)
-    if initial_epoch < total_epochs:
-        ds = make_dataset(maker, tc.batch_size, total_epochs * tc.steps_per_epoch, model.stages, tc.seed,
-                          start_step=initial_epoch * tc.steps_per_epoch, parallel=tc.workers or None)
-        callbacks = [keras.callbacks.TerminateOnNaN(), _EpochRecord(run_dir), *(callbacks or [])]
-        if os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0":
-            callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "tensorboard"), write_graph=False,
-                                                         update_freq="epoch", profile_batch=0))
-        if verbose is None:
-            verbose = 1 if sys.stdout.isatty() else 2
-        try:
-            model.fit(ds, epochs=total_epochs, initial_epoch=initial_epoch, steps_per_epoch=tc.steps_per_epoch,
-                      callbacks=callbacks, verbose=verbose, shuffle=False)
-        except tf.errors.OpError as e:  # an error raised by the sample maker inside tf.data
-            if DATA_ERROR in str(e):
-                raise DataError(str(e).split(DATA_ERROR, 1)[1].strip().splitlines()[0]) from None
-            raise
-    final = save_model_atomic(model, run_dir / "model.keras")
+    start = _iterations(model)
+    if chief:
+        _truncate_csv(run_dir / "training.csv", start // tc.steps_per_epoch)
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    loop = TrainLoop(model, strategy, run_dir, verbose,
+                     tensorboard=os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0")
+
+    def dataset(start_step, replicas):
+        return make_dataset(maker, tc.batch_size, total_steps, model.stages, tc.seed, start_step=start_step,
+                            parallel=tc.workers or None, replicas=replicas)
+    loop.fit(dataset, total_steps, tc.steps_per_epoch)
+    final = run_dir / "model.keras"
+    if chief:
+        save_model_atomic(model, final)
+        (run_dir / "progress.json").unlink(missing_ok=True)
     for st in stores:
         st.close()
     return final

@@ -152,10 +152,3 @@ print(train_expert(cfg, {str(train_store)!r}, {str(tmp_path / 'mirrored')!r}, ve
                        env={"KERAS_OPENPOSE_TENSORBOARD": "0", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "replicas 2" in r.stdout and "model.keras" in r.stdout
-
-
-def test_multiworker_is_refused_with_a_clear_reason():
-    from keras_openpose.errors import DataError
-    from keras_openpose.train import get_strategy
-    with pytest.raises(DataError, match="keras-team/keras#20585"):
-        get_strategy("multiworker")
