@@ -289,12 +289,15 @@ def check_coco(argv=None):
 def train_pose(argv=None):
     p = _parser("train_pose.py",
                 "Train one CPM/PAF expert on any COCO-format skeleton. The domain effect is applied on the fly "
-                "to the shared store. Checkpoints every epoch; re-running the same command resumes exactly. "
+                "to the shared store. Checkpoints every epoch and on SIGTERM (exit 42); re-running the same "
+                "command resumes exactly. --batch-size is the global batch of all replicas and workers. "
                 "The published model describes itself (network, skeleton, stride, decoder options).",
                 ["python training/train_pose.py --effect _dark --store runs/train2017.h5 --config tiny --steps 300",
                  "python training/train_pose.py --effect '' --store dataset/train2017.h5 --config vgg19 --precision mixed_float16",
                  "python training/train_pose.py --experiment configs/quickstart.yaml --store runs/hands.h5 --skeleton auto --models-dir runs/hand_models",
-                 "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --config tiny"])
+                 "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --config tiny",
+                 "python -m keras_openpose.launch --workers 2 -- python training/train_pose.py --store runs/train2017.h5 --config tiny --batch-size 8 --distribute multiworker",
+                 "TF_CONFIG='{\"cluster\": {\"worker\": [\"host0:23456\", \"host1:23456\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' python training/train_pose.py ... --distribute multiworker"])
     p.add_argument("--effect", default=None, help="'' (normal), _dark or _motion_blur (default: the experiment's)")
     p.add_argument("--store", required=True, help="training store(s) from generate_hdf5_coco2014.py, comma-separated")
     p.add_argument("--config", default=None, help="network: vgg19 (CMU), lightweight, tiny")

@@ -5,6 +5,8 @@ machines, set ``TF_CONFIG`` on each host instead (README "Scaling out"); a clust
 
     python -m keras_openpose.launch --workers 2 -- python training/train_pose.py \\
         --distribute multiworker --store runs/train2017.h5 --config tiny --batch-size 8
+    srun --ntasks-per-node=1 bash -c 'TF_CONFIG=$(python -m keras_openpose.launch --slurm-tf-config) \\
+        exec python training/train_pose.py ... --distribute multiworker'
 
 Every worker gets ``TF_CONFIG = {"cluster": {"worker": ["localhost:P", "localhost:P+1", ...]},
 "task": {"type": "worker", "index": i}}``, ``CUDA_VISIBLE_DEVICES`` of its own when ``--gpus``
@@ -45,6 +47,14 @@ def tf_configs(n: int, ports: list[int] | None = None, host: str = "localhost") 
     ports = ports or free_ports(n)
     cluster = {"worker": [f"{host}:{p}" for p in ports]}
     return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(n)]
+
+
+def slurm_tf_config(port: int = 23456) -> str:
+    """This Slurm task's ``TF_CONFIG`` (one task per node), from
+    ``tf.distribute.cluster_resolver.SlurmClusterResolver`` (``port`` on every node)."""
+    import tensorflow as tf
+    r = tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port)
+    return json.dumps({"cluster": r.cluster_spec().as_dict(), "task": {"type": r.task_type, "index": r.task_id}})
 
 
 def _pipe(stream, prefix: str, out) -> None:
@@ -101,8 +111,13 @@ def main(argv=None) -> int:
     p.add_argument("--gpus", default=None, help="comma-separated GPU ids handed out to the workers in turn")
     p.add_argument("--grace", type=float, default=60.0,
                    help="seconds the others may take to stop after a worker failed (then killed)")
+    p.add_argument("--slurm-tf-config", action="store_true",
+                   help="print this Slurm task's TF_CONFIG (SlurmClusterResolver; --port, default 23456) and exit")
     p.add_argument("command", nargs=argparse.REMAINDER, help="-- then the training command")
     a = p.parse_args(argv)
+    if a.slurm_tf_config:
+        print(slurm_tf_config(a.port or 23456))
+        return 0
     cmd = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not cmd or a.workers < 1:
         p.error("give --workers N >= 1 and a command after --")

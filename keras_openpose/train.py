@@ -302,6 +302,12 @@ class TrainLoop:
 
         return step
 
+    def step(self, iterator, stop: bool = False):
+        """One training step on the next batch of ``iterator`` (a distributed iterator); returns the
+        all-reduced ``[loss, loss per output..., stop flag]`` (NumPy, every worker the same)."""
+        import tensorflow as tf
+        return self._step(iterator, tf.constant(1.0 if stop else 0.0)).numpy()
+
     def agree(self, values: list[float]) -> bool:
         """Whether every worker holds the same ``values`` (one all-reduce; ``True`` on one worker)."""
         import numpy as np
@@ -380,7 +386,6 @@ class TrainLoop:
             Preempted: SIGTERM reached a worker (all saved a checkpoint at the same step).
             ClusterError: a worker was lost.
         """
-        import numpy as np
         import tensorflow as tf
         start = _iterations(self.model)
         if not self.agree([float(start)]):
@@ -388,13 +393,7 @@ class TrainLoop:
                                "the run folder must be on a file system every worker reads")
         if start >= steps:
             return
-        local = self.replicas // self.num_workers
-
-        def per_worker(ctx):
-            first = ctx.input_pipeline_id * local
-            return dataset_fn(start, (first, local, self.replicas))
-        data = self.strategy.distribute_datasets_from_function(per_worker)
-        iterator = iter(data)
+        iterator = self.iterator(dataset_fn, start)
         previous = signal.signal(signal.SIGTERM, self._on_sigterm) if _main_thread() else None
         try:
             self._loop(iterator, start, steps, steps_per_epoch)
@@ -407,9 +406,17 @@ class TrainLoop:
                 import shutil
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
+    def iterator(self, dataset_fn, start: int = 0):
+        """The distributed iterator over this worker's share of the batches from step ``start``
+        (``dataset_fn(start, (first replica, local replicas, all replicas))``)."""
+        local = self.replicas // self.num_workers
+
+        def per_worker(ctx):
+            return dataset_fn(start, (ctx.input_pipeline_id * local, local, self.replicas))
+        return iter(self.strategy.distribute_datasets_from_function(per_worker))
+
     def _loop(self, iterator, start, steps, steps_per_epoch):
         import numpy as np
-        import tensorflow as tf
         step = start
         sums = np.asarray(self._epoch_progress(start) or np.zeros(len(self.names)), np.float64)
         while step < steps:
@@ -421,7 +428,7 @@ class TrainLoop:
                 print(f"Epoch {epoch + 1}/{-(-steps // steps_per_epoch)}", flush=True)
             while step < end:
                 kill_point("step")
-                values = self._step(iterator, tf.constant(1.0 if self._stop_requested else 0.0)).numpy()
+                values = self.step(iterator, self._stop_requested)
                 step += 1
                 if not np.all(np.isfinite(values[:-1])):
                     raise DataError(f"{self.run_dir}: training diverged in epoch {epoch + 1} (loss {values[0]:.4g} "

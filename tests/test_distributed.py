@@ -4,7 +4,6 @@ weights; a dead or missing peer -> a one-line error naming it, no hang.
 
 Workers are stopped with SIGKILL on a timeout (TensorFlow catches SIGTERM)."""
 import json
-import os
 import subprocess
 import sys
 import time
