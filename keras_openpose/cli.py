@@ -128,7 +128,9 @@ _DECODE_HELP = {"peak_threshold": "minimum heatmap value of a keypoint candidate
                 "paf_threshold": "PAF projection a sample needs to support a limb",
                 "paf_min_fraction": "share of supporting samples a limb needs",
                 "length_prior": "penalise limbs longer than half the image height (True/False)",
-                "min_parts": "people with fewer parts are dropped",
+                "min_parts": "people with fewer parts are dropped (1 keeps lone peaks as 1-keypoint people: "
+                             "best COCO AP; 3-4 for displays without fragments)",
+                "short_limb": "limbs shorter than this (cells) are judged by proximity where their PAF is empty",
                 "min_mean_score": "people with a lower mean part+limb score are dropped"}
 
 
