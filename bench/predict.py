@@ -5,6 +5,11 @@ image, so a slow phase of a shared machine hits them alike.
 
     python bench/predict.py                                  # lightweight at 256 on every runtime
     python bench/predict.py --networks lightweight:256,vgg19:368 --runtimes keras_bf16,openvino
+    python bench/predict.py --networks vgg19:368 --runtimes keras_bf16,openvino,openvino_int8
+
+A runtime may end in ``_int8`` (``onnx_int8``, ``openvino_int8``, ``litert_int8``: post-training
+quantisation calibrated on the sample's train2017 images). A network name may end in ``-bn`` or ``-gn`` (batch norm / group norm instead of the config's own). ``lwop_torch`` is Lightweight OpenPose's CPU path rebuilt from its paper
+(bench/lwop_torch.py), timed in the same loop.
 """
 from __future__ import annotations
 
@@ -23,43 +28,56 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 EXPORTS = {"onnx": ("onnx", ".onnx"), "litert": ("litert", ".tflite"), "openvino": ("openvino", ".xml")}
+CALIBRATION = REPO / "dataset" / "sample" / "train2017"
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--networks", default="lightweight:256")
-    p.add_argument("--runtimes", default="keras_fp32,keras_bf16,onnx,litert,openvino")
+    p.add_argument("--runtimes", default="keras_fp32,keras_bf16,onnx,litert,openvino,lwop_torch")
     p.add_argument("--images", type=int, default=12)
     p.add_argument("--repeat", type=int, default=2)
     a = p.parse_args()
     import cv2
 
-    from keras_openpose.codec import find_peaks
+    import dataclasses
+
+    from keras_openpose.codec import DEFAULT_CODEC, find_peaks
     from keras_openpose.coco import CocoSplit
     from keras_openpose.config import InferenceOptions
     from keras_openpose.export import export_model
     from keras_openpose.inference import PoseEstimator, preprocess
-    from keras_openpose.model import build_model, save_model_atomic
+    from keras_openpose.model import build_model, get_config, save_model_atomic
     from keras_openpose.visualize import draw_poses
     split = CocoSplit(REPO / "dataset" / "sample", "val2017")
     paths = [split.image_path(i) for i in split.image_ids[:a.images]]
     with tempfile.TemporaryDirectory() as d:
         for spec in a.networks.split(","):
             net, height = spec.split(":")
+            cfg = get_config(net.removesuffix("-bn").removesuffix("-gn"))
+            if net.endswith(("-bn", "-gn")):
+                cfg = dataclasses.replace(cfg, norm="batch" if net.endswith("-bn") else "group")
             opts = InferenceOptions(box_size=int(height))
             ests = {}
             for rt in a.runtimes.split(","):
-                if rt.startswith("keras"):
+                if rt == "lwop_torch":
+                    sys.path.insert(0, str(REPO / "bench"))
+                    from lwop_torch import LwopPath
+                    ests[rt] = LwopPath(DEFAULT_CODEC, int(height))
+                elif rt.startswith("keras"):
                     precision = "float32" if rt == "keras_fp32" else "mixed_bfloat16"
-                    f = save_model_atomic(build_model(net, precision=precision), Path(d) / f"{net}_{rt}.keras")
+                    f = save_model_atomic(build_model(cfg, precision=precision), Path(d) / f"{net}_{rt}.keras")
                 else:
                     src = Path(d) / f"{net}_fp32.keras"
                     if not src.exists():
-                        save_model_atomic(build_model(net, precision="float32"), src)
-                    fmt, suffix = EXPORTS[rt]
-                    f = Path(d) / f"{net}{suffix}"
-                    export_model(src, fmt, f)
-                ests[rt] = PoseEstimator.from_weights(f, opts)
+                        save_model_atomic(build_model(cfg, precision="float32"), src)
+                    fmt, suffix = EXPORTS[rt.removesuffix("_int8")]
+                    f = Path(d) / f"{net}_{rt}{suffix}"
+                    int8 = rt.endswith("_int8")
+                    export_model(src, fmt, f, precision="int8" if int8 else "fp32",
+                                 calibration_images=CALIBRATION if int8 else None)
+                if rt != "lwop_torch":
+                    ests[rt] = PoseEstimator.from_weights(f, opts)
             t = {rt: {k: [] for k in ("read", "resize", "network", "peaks", "grouping", "drawing")} for rt in ests}
             order = list(ests)
             for rep in range(a.repeat + 1):
@@ -69,6 +87,15 @@ def main():
                         t0 = time.perf_counter()
                         img = cv2.imread(str(path))
                         t1 = time.perf_counter()
+                        if rt == "lwop_torch":
+                            ms = e.stages(img)
+                            t6 = time.perf_counter()
+                            draw_poses(img, [], DEFAULT_CODEC.skeleton)
+                            if rep:
+                                ms.update(read=1000 * (t1 - t0), drawing=1000 * (time.perf_counter() - t6))
+                                for key in t[rt]:
+                                    t[rt][key].append(ms[key])
+                            continue
                         x, s, (hr, wr) = preprocess(img, opts.box_size, 1.0, e.codec.stride, opts.max_side)
                         t2 = time.perf_counter()
                         paf, heat = e.runtime(x[None])

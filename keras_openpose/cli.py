@@ -592,7 +592,9 @@ def export(argv=None):
                 ["python -m keras_openpose.export --weights models/pose_normal.keras --format onnx --out models/pose_normal.onnx",
                  "python -m keras_openpose.export --weights models/pose_normal.keras --format openvino --precision fp16 --out models/ov/pose_normal.xml",
                  "python -m keras_openpose.export --weights models/pose_normal.keras --format litert --precision int8 "
-                 "--calibration-images dataset/sample/train2017 --input-size 256x256 --out models/pose_normal_int8.tflite"])
+                 "--calibration-images dataset/sample/train2017 --input-size 256x256 --out models/pose_normal_int8.tflite",
+                 "python -m keras_openpose.export --weights models/pose_normal.keras --format openvino --precision int8 "
+                 "--calibration-images dataset/sample/train2017 --out models/ov8/pose_normal.xml"])
     from .export import FORMATS, TOLERANCE
     p.add_argument("--weights", required=True, help="a .keras network")
     p.add_argument("--format", required=True, choices=list(FORMATS))

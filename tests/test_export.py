@@ -41,9 +41,51 @@ def test_export_parity_and_the_same_maps_through_from_weights(tmp_path, hand_mod
         assert json.loads((tmp_path / "hand.tflite.json").read_text())["codec"]["skeleton"]["name"] == "hand21"
 
 
+@pytest.fixture(scope="module")
+def batchnorm_model(tmp_path_factory):
+    """A tiny batch-norm network with variance-preserving random kernels (maps of a real scale,
+    unlike the N(0, 0.01) init whose outputs are ~1e-11) and its largest map value on a real image."""
+    import dataclasses
+
+    from keras_openpose.config import PROJECT_ROOT
+    from keras_openpose.inference import KerasRuntime, preprocess
+    from keras_openpose.coco import read_image
+    from keras_openpose.model import build_model, get_config, save_model_atomic
+    m = build_model(dataclasses.replace(get_config("tiny"), norm="batch"), precision="float32")
+    rng = np.random.default_rng(0)
+    for v in m.weights:
+        if v.path.endswith("kernel"):
+            fan_in = int(np.prod(v.shape[:-1])) if v.shape[-1] != 1 else int(np.prod(v.shape[:2]))
+            v.assign((rng.standard_normal(v.shape) / np.sqrt(fan_in)).astype(np.float32))
+    img = read_image(sorted((PROJECT_ROOT / "dataset" / "sample" / "val2017").glob("*.jpg"))[0])
+    paf, heat = KerasRuntime(m)(preprocess(img, 368, 1.0, 8)[0][None])
+    scale = max(float(np.abs(paf).max()), float(np.abs(heat).max()))
+    return save_model_atomic(m, tmp_path_factory.mktemp("bn") / "bn.keras"), scale
+
+
+@pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("openvino", ".xml")])
+def test_int8_export_calibrated_on_real_images(tmp_path, batchnorm_model, fmt, suffix):
+    """ONNX Runtime's static QDQ quantisation (OpenVINO runs the same graph as int8): the maps stay
+    within a quarter of their own scale on real images, and the file is really quantised."""
+    from keras_openpose.config import PROJECT_ROOT
+    from keras_openpose.export import export_model
+    path, scale = batchnorm_model
+    out = tmp_path / f"q{suffix}"
+    rep = export_model(path, fmt, out, precision="int8", calibration_images=PROJECT_ROOT / "dataset" / "sample" / "train2017")
+    assert rep["precision"] == "int8" and 0 < rep["max_abs_diff"] <= 0.25 * scale, (rep, scale)
+    if fmt == "onnx":
+        import onnx
+        ops = {n.op_type for n in onnx.load(str(out)).graph.node}
+        assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+        from keras_openpose.inference import PoseEstimator
+        assert PoseEstimator.from_weights(out).codec.skeleton.name == "openpose_coco18"
+
+
 def test_export_refuses_what_it_cannot_do(tmp_path, hand_model):
     from keras_openpose.export import export_model
-    with pytest.raises(DataError, match="--precision int8 for onnx"):
+    with pytest.raises(DataError, match="--precision fp16 for onnx"):
+        export_model(hand_model, "onnx", tmp_path / "x.onnx", precision="fp16")
+    with pytest.raises(DataError, match="needs --calibration-images"):
         export_model(hand_model, "onnx", tmp_path / "x.onnx", precision="int8")
     with pytest.raises(DataError, match="needs --calibration-images"):
         export_model(hand_model, "litert", tmp_path / "x.tflite", precision="int8")

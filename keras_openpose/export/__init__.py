@@ -62,7 +62,10 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
     Args:
         fmt: ``onnx``, ``litert`` or ``openvino``.
         precision: ``fp32``; ``fp16`` (LiteRT, OpenVINO: weights in half precision); ``int8``
-            (LiteRT, post-training quantisation calibrated on ``calibration_images``).
+            (post-training quantisation calibrated on ``calibration_images``: LiteRT's converter;
+            ONNX and OpenVINO through ONNX Runtime's static QDQ quantisation, per-channel int8
+            weights and uint8 activations, which OpenVINO runs as int8: vgg19 at 368x552 on this
+            2-core AMX CPU 202 ms vs 420 ms in bf16).
         input_size: ``(H, W)`` to fix the input size (default dynamic).
         calibration_images: a folder of images for int8.
         check_images: a folder of images for the parity check (default: the bundled sample).
@@ -74,9 +77,9 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
     from ..model import load_network
     if fmt not in FORMATS:
         raise DataError(f"--format {fmt!r}: use {', '.join(FORMATS)}")
-    if precision not in TOLERANCE or (fmt == "onnx" and precision != "fp32") or (fmt == "openvino" and precision == "int8"):
-        raise DataError(f"--precision {precision} for {fmt}: supported are onnx fp32, openvino fp32/fp16, "
-                        "litert fp32/fp16/int8")
+    if precision not in TOLERANCE or (fmt == "onnx" and precision == "fp16"):
+        raise DataError(f"--precision {precision} for {fmt}: supported are onnx fp32/int8, openvino and litert "
+                        "fp32/fp16/int8")
     if precision == "int8" and not calibration_images:
         raise DataError("--precision int8 needs --calibration-images DIR")
     out = Path(out)
@@ -85,7 +88,9 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
                                                              "input_size": list(input_size) if input_size else None}})
     fn = _maps_function(model, input_size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "onnx":
+    if precision == "int8" and fmt in ("onnx", "openvino"):
+        _to_int8_via_onnx(fn, out, fmt, description, calibration_images, model.codec.stride, input_size)
+    elif fmt == "onnx":
         _to_onnx(fn, out, description)
     elif fmt == "litert":
         _to_litert(fn, out, precision, calibration_images, model.codec.stride, input_size)
@@ -119,6 +124,65 @@ def _images(folder, n: int):
     return [read_image(f) for f in files]
 
 
+def _calibration_inputs(folder, stride: int, input_size, n: int = 16):
+    """Network inputs ``(1, H, W, 3)`` of up to ``n`` calibration images: resized as at inference
+    (:func:`keras_openpose.inference.preprocess`), cropped / padded to ``input_size`` when fixed."""
+    from ..config import InferenceOptions
+    from ..inference import preprocess
+    out = []
+    for im in _images(folder, n):
+        x = preprocess(im, input_size[0] if input_size else InferenceOptions().box_size, 1.0, stride)[0]
+        if input_size:
+            pad = np.full((*input_size, 3), 128, np.float32)
+            x = x[:input_size[0], :input_size[1]]
+            pad[:x.shape[0], :x.shape[1]] = x
+            x = pad
+        out.append(x[None].astype(np.float32))
+    return out
+
+
+def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, calibration_images, stride: int,
+                      input_size) -> None:
+    """float32 ONNX, then ONNX Runtime's static quantisation (QDQ, per-channel) calibrated on real
+    images; for OpenVINO the quantised ONNX is converted to IR (its int8 kernels run the QDQ pairs)."""
+    import tempfile
+    try:
+        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    except ImportError:
+        raise DataError("int8 ONNX / OpenVINO export needs onnxruntime (pip install onnxruntime)") from None
+    import onnx
+    inputs = _calibration_inputs(calibration_images, stride, input_size)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.it = iter(inputs)
+
+        def get_next(self):
+            x = next(self.it, None)
+            return None if x is None else {"image": x}
+    with tempfile.TemporaryDirectory() as d:
+        fp32, q = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
+        _to_onnx(fn, fp32, description)
+        quantize_static(str(fp32), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+        proto = onnx.load(str(q))
+        if not any(e.key == META_KEY for e in proto.metadata_props):
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = META_KEY, description
+        if fmt == "onnx":
+            with atomic_path(out) as tmp:
+                onnx.save(proto, str(tmp))
+            return
+        onnx.save(proto, str(q))
+        import openvino as ov
+        try:
+            ov_model = ov.convert_model(str(q))
+        except Exception as e:  # OpenVINO's ONNX frontend: e.g. GroupNorm's dynamic reduction axes
+            raise DataError(f"{out}: OpenVINO cannot read the int8 ONNX graph ({str(e).splitlines()[0][:120]}); "
+                            "group-norm networks (tiny) export int8 to onnx or litert only") from None
+        _save_openvino(ov_model, out, "int8", description)
+
+
 def _to_litert(fn, out: Path, precision: str, calibration_images, stride: int, input_size) -> None:
     import tensorflow as tf
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
@@ -126,15 +190,10 @@ def _to_litert(fn, out: Path, precision: str, calibration_images, stride: int, i
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
-        from ..inference import preprocess
-        h, w = input_size or (256, 256)
-        samples = [preprocess(im, h, 1.0, stride)[0][:h, :w] for im in _images(calibration_images, 16)]
+        samples = _calibration_inputs(calibration_images, stride, input_size or (256, 256))
 
         def representative():
-            for x in samples:
-                pad = np.full((h, w, 3), 128, np.float32)
-                pad[:x.shape[0], :x.shape[1]] = x
-                yield [pad[None]]
+            yield from ([x] for x in samples)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = representative
     data = conv.convert()
@@ -149,7 +208,11 @@ def _to_openvino(fn, out: Path, precision: str, description: str) -> None:
         import openvino as ov
     except ImportError:
         raise DataError("OpenVINO export needs openvino (pip install openvino)") from None
-    ov_model = ov.convert_model(fn.get_concrete_function())
+    _save_openvino(ov.convert_model(fn.get_concrete_function()), out, precision, description)
+
+
+def _save_openvino(ov_model, out: Path, precision: str, description: str) -> None:
+    import openvino as ov
     ov_model.set_rt_info(description, META_KEY)
     tmp = out.with_name(f".{out.stem}.tmp{os.getpid()}.xml")
     ov.save_model(ov_model, str(tmp), compress_to_fp16=precision == "fp16")
