@@ -45,6 +45,7 @@ def main():
     from keras_openpose.codec import DEFAULT_CODEC, find_peaks
     from keras_openpose.coco import CocoSplit
     from keras_openpose.config import InferenceOptions
+    from keras_openpose.errors import DataError
     from keras_openpose.export import export_model
     from keras_openpose.inference import PoseEstimator, preprocess
     from keras_openpose.model import build_model, get_config, save_model_atomic
@@ -74,8 +75,12 @@ def main():
                     fmt, suffix = EXPORTS[rt.removesuffix("_int8")]
                     f = Path(d) / f"{net}_{rt}{suffix}"
                     int8 = rt.endswith("_int8")
-                    export_model(src, fmt, f, precision="int8" if int8 else "fp32",
-                                 calibration_images=CALIBRATION if int8 else None)
+                    try:
+                        export_model(src, fmt, f, precision="int8" if int8 else "fp32",
+                                     calibration_images=CALIBRATION if int8 else None)
+                    except DataError as e:   # e.g. OpenVINO int8 of a group-norm network
+                        print(json.dumps({"network": net, "height": int(height), "runtime": rt, "error": str(e)}))
+                        continue
                 if rt != "lwop_torch":
                     ests[rt] = PoseEstimator.from_weights(f, opts)
             t = {rt: {k: [] for k in ("read", "resize", "network", "peaks", "grouping", "drawing")} for rt in ests}
