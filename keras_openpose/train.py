@@ -269,6 +269,7 @@ class TrainLoop:
         self.names = ["loss"] + [f"{n}_loss" for n in model.output_names]
         self.replicas = strategy.num_replicas_in_sync
         self._stop_requested = False
+        self._done = _iterations(model)
         self._tmp = None if self.chief else Path(tempfile.mkdtemp(prefix=f"keras_openpose_worker{self.worker}_"))
         self._writer = (tf.summary.create_file_writer(str(self.run_dir / "tensorboard" / "train"))
                         if self.chief and tensorboard else None)
@@ -337,11 +338,12 @@ class TrainLoop:
                             "checkpoint is kept. Lower the learning rate (targets were checked finite)")
         if self.chief:
             progress = self.run_dir / "progress.json"
-            step = _iterations(self.model)
+            step = self._done
             if epoch_sums is not None:
                 write_json_atomic({"step": step, "sums": [float(s) for s in epoch_sums]}, progress)
             elif progress.exists():
                 progress.unlink()
+        self.model.info["trained_steps"] = self._done
         save_model_atomic(self.model, self._checkpoint_path())
         if self.chief:
             kill_point("checkpoint_saved")
@@ -387,7 +389,7 @@ class TrainLoop:
             ClusterError: a worker was lost.
         """
         import tensorflow as tf
-        start = _iterations(self.model)
+        start = self._done = _iterations(self.model)
         if not self.agree([float(start)]):
             raise ClusterError(f"{self.run_dir}: the workers resume from different steps (this one from {start}); "
                                "the run folder must be on a file system every worker reads")
@@ -429,7 +431,7 @@ class TrainLoop:
             while step < end:
                 kill_point("step")
                 values = self.step(iterator, self._stop_requested)
-                step += 1
+                step = self._done = step + 1
                 if not np.all(np.isfinite(values[:-1])):
                     raise DataError(f"{self.run_dir}: training diverged in epoch {epoch + 1} (loss {values[0]:.4g} "
                                     f"at step {step}); nothing saved: the last checkpoint is kept. Lower the "
@@ -470,7 +472,11 @@ class TrainLoop:
 
 
 def _iterations(model) -> int:
-    """The optimizer's step counter (a plain int, also for a distributed variable)."""
+    """Training steps done: ``model.info["trained_steps"]``, which the loop sets before every
+    checkpoint (the optimizer's counter does not advance on the steps a ``LossScaleOptimizer``
+    skips for non-finite float16 gradients), else the optimizer's counter."""
+    if "trained_steps" in getattr(model, "info", {}):
+        return int(model.info["trained_steps"])
     return int(keras.ops.convert_to_numpy(model.optimizer.iterations))
 
 

@@ -152,3 +152,20 @@ print(train_expert(cfg, {str(train_store)!r}, {str(tmp_path / 'mirrored')!r}, ve
                        env={"KERAS_OPENPOSE_TENSORBOARD": "0", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert "replicas 2" in r.stdout and "model.keras" in r.stdout
+
+
+def test_float16_loss_scaling_counts_skipped_steps(tmp_path, train_store):
+    """mixed_float16 wraps the optimizer in Keras' LossScaleOptimizer, which skips the first steps
+    (float16 overflow while the scale falls): the run still counts every step it took, so a resume
+    does not train them again."""
+    from keras_openpose.model import load_network
+    from keras_openpose.train import train_expert
+    cfg = _cfg(steps=4, steps_per_epoch=2, precision="mixed_float16")
+    train_expert(cfg, train_store, tmp_path / "run", verbose=0)
+    ck = load_network(tmp_path / "run" / "checkpoint.keras", compile=True)
+    assert type(ck.optimizer).__name__ == "LossScaleOptimizer"
+    assert ck.info["trained_steps"] == 4 and int(ck.optimizer.iterations) < 4     # steps were skipped
+    rows = (tmp_path / "run" / "training.csv").read_text().splitlines()
+    train_expert(cfg, train_store, tmp_path / "run", verbose=0)                   # resume: nothing left to do
+    assert (tmp_path / "run" / "training.csv").read_text().splitlines() == rows and len(rows) == 3
+
