@@ -180,6 +180,11 @@ class DecodeOptions:
     short_limb: float = 1.0
 
 
+#: At most this many one-keypoint people per image (``min_parts`` 1): COCO keypoint AP counts the
+#: 20 best detections of an image (``maxDets``), so more only cost time.
+MAX_LONE_PEAKS = 20
+
+
 def find_peaks(heatmaps: np.ndarray, threshold: float = DecodeOptions.peak_threshold,
                smooth_sigma: float = DecodeOptions.smooth_sigma, refine: bool = DecodeOptions.refine):
     """Local maxima of part heatmaps (3x3 non-maximum suppression) with sub-pixel refinement.
@@ -364,7 +369,11 @@ def _group(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, sy: float, sx: f
 
     if opt.min_parts <= 1:   # peaks left alone: one-keypoint people, ranked below every larger person
         own = np.isin(ps, [p for p in skeleton.keypoint_to_part if p >= 0])   # not derived parts (neck)
-        for a in np.nonzero((owner < 0) & own)[0]:
+        lone = np.nonzero((owner < 0) & own)[0]
+        # the best MAX_LONE_PEAKS only: COCO keypoint AP counts 20 detections per image, and noisy
+        # maps (an untrained network, a low peak threshold) have hundreds of lone peaks
+        lone = lone[np.argsort(-score[lone], kind="stable")[:MAX_LONE_PEAKS]]
+        for a in lone:
             ids = -np.ones(P, np.int64)
             ids[ps[a]] = a
             people.append([ids, score[a], 1, 0])
