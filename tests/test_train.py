@@ -21,10 +21,14 @@ import sys; sys.path.insert(0, {repo!r})
 import tensorflow as tf
 tf.config.experimental.enable_op_determinism()
 from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
+from keras_openpose.errors import PREEMPTED_EXIT_CODE, Preempted
 from keras_openpose.train import train_expert
 cfg = ExperimentConfig(model="tiny", train=TrainConfig(batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3,
                        lr_step=3, lr_gamma=0.5, precision="float32", augment=AugmentConfig(crop=64)))
-print(train_expert(cfg, {store!r}, {run!r}, verbose=0))
+try:
+    print(train_expert(cfg, {store!r}, {run!r}, verbose=0))
+except Preempted:
+    sys.exit(PREEMPTED_EXIT_CODE)
 """
 
 
@@ -65,6 +69,23 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, train_st
     epochs = [ln.split(",")[0] for ln in (run / "training.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2"]                 # none lost, none repeated
     assert (run / "training.csv").read_text().splitlines()[1:] == (reference_run / "training.csv").read_text().splitlines()[1:]
+
+
+def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tmp_path, train_store, reference_run):
+    """One process, SIGTERM in the middle of epoch 2: checkpoint at that step (the epoch's loss sums
+    in progress.json), exit 42; the same command ends with the uninterrupted weights and CSV."""
+    run = tmp_path / "run"
+    r = _train_process(train_store, run, "step:3:TERM")            # SIGTERM before step 3 (epoch 2 of 3)
+    assert r.returncode == 42, r.stderr[-2000:]
+    import json
+    assert json.loads((run / "progress.json").read_text())["step"] == 3
+    assert not (run / "model.keras").exists()
+    r = _train_process(train_store, run)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (run / "training.csv").read_text() == (reference_run / "training.csv").read_text()
+    from keras_openpose.model import load_network
+    for a, b in zip(load_network(reference_run / "model.keras").get_weights(), load_network(run / "model.keras").get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_divergence_never_checkpoints_non_finite_weights(tmp_path, train_store):
