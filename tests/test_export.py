@@ -81,6 +81,15 @@ def test_int8_export_calibrated_on_real_images(tmp_path, batchnorm_model, fmt, s
         assert PoseEstimator.from_weights(out).codec.skeleton.name == "openpose_coco18"
 
 
+def test_a_failed_parity_check_leaves_no_file(tmp_path, hand_model, monkeypatch):
+    from keras_openpose import export
+    monkeypatch.setitem(export.TOLERANCE, "fp32", -1.0)          # any difference fails
+    for fmt, name in (("onnx", "x.onnx"), ("openvino", "x.xml"), ("litert", "x.tflite")):
+        with pytest.raises(DataError, match="parity check failed.*the file is removed"):
+            export.export_model(hand_model, fmt, tmp_path / name)
+    assert not list(tmp_path.iterdir())
+
+
 def test_export_refuses_what_it_cannot_do(tmp_path, hand_model):
     from keras_openpose.export import export_model
     with pytest.raises(DataError, match="--precision fp16 for onnx"):

@@ -154,6 +154,10 @@ def test_it_learns(tmp_path, train_store, train_split):
         dets += [{"image_id": k + 1, "category_id": 1, **p} for p in est.estimate(crop)]
     stats, _ = coco_keypoint_eval(gt, dets)
     assert stats["AP"] >= 0.5, (stats, losses)
+    # the trained network exports and passes its own parity check (fp32 engines differ by ~1.6e-3 here)
+    from keras_openpose.export import export_model
+    rep = export_model(path, "onnx", tmp_path / "trained.onnx")
+    assert 0 < rep["max_abs_diff"] <= rep["tolerance"]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, train_store):

@@ -26,7 +26,10 @@ from ..files import atomic_path, write_json_atomic
 
 FORMATS = {"onnx": ".onnx", "litert": ".tflite", "openvino": ".xml"}
 #: Largest |exported - Keras float32| of any map value allowed by the parity check, per precision.
-TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2, "int8": 0.25}
+#: fp32: engines sum in different orders; a trained group-norm network (maps up to 1.5) differs from
+#: Keras by 1.6e-3 in ONNX Runtime, OpenVINO and LiteRT alike (and they by up to 0.9e-3 from each
+#: other), far below what moves a peak past the decoder's 0.1 threshold.
+TOLERANCE = {"fp32": 5e-3, "fp16": 3e-2, "int8": 0.25}
 META_KEY = "keras_openpose"
 
 
@@ -99,7 +102,13 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
         write_json_atomic({**json.loads(description), "litert_outputs": names}, out.with_name(out.name + ".json"))
     else:
         _to_openvino(fn, out, precision, description)
-    return parity(model, out, precision, check_images, input_size)
+    try:
+        return parity(model, out, precision, check_images, input_size)
+    except DataError:   # a file that failed its check is not left where a runtime would load it
+        for f in (out, out.with_suffix(".bin") if fmt == "openvino" else None, out.with_name(out.name + ".json")):
+            if f is not None and f.exists():
+                f.unlink()
+        raise
 
 
 def _to_onnx(fn, out: Path, description: str) -> None:
@@ -246,5 +255,5 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
            "images": n}
     if not worst <= TOLERANCE[precision]:
         raise DataError(f"{path}: parity check failed: max |exported - Keras| = {worst:.3g} > {TOLERANCE[precision]} "
-                        f"({precision}, {n} images of {folder})")
+                        f"({precision}, {n} images of {folder}); the file is removed")
     return rep
