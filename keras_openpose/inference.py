@@ -21,6 +21,9 @@ from .codec import PafCodec
 from .config import InferenceOptions
 from .errors import DataError
 
+#: Grey of the bottom/right padding to a multiple of the stride (CMU's convention).
+PAD_VALUE = 128
+
 __all__ = ["PoseEstimator", "InferenceOptions", "load_runtime", "preprocess", "frames", "VideoWriter",
            "predict_source", "VIDEO_EXT", "IMAGE_EXT"]
 
@@ -46,7 +49,7 @@ def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int, max_
     hr, wr = max(1, int(round(H * s))), max(1, int(round(W * s)))
     resized = cv2.resize(image, (wr, hr), interpolation=cv2.INTER_CUBIC)
     hp, wp = -(-hr // stride) * stride, -(-wr // stride) * stride
-    out = np.full((hp, wp, 3), 128, np.uint8)
+    out = np.full((hp, wp, 3), PAD_VALUE, np.uint8)
     out[:hr, :wr] = resized
     return out.astype(np.float32), s, (hr, wr)
 

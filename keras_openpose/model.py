@@ -18,8 +18,8 @@ needs (:func:`load_network`).
 * ``lightweight``: Osokin's Lightweight OpenPose idea (arXiv 1811.12004): a MobileNet-V1 style
   depthwise-separable backbone to stride 8, a cheap CPM neck, an initial stage and refinement stages
   built from 1x1 + 3x3 + dilated 3x3 residual blocks, with batch norm as in the paper: at export
-  it folds into the convolutions, and the network runs 3x faster than with group norm (OpenVINO
-  on this 2-core CPU at height 256: 20 vs 64 ms; bench/predict.py). ``tiny`` is the same family
+  it folds into the convolutions, and the network runs 2-3x faster than with group norm (OpenVINO
+  on this 2-core CPU at height 256: 25 vs 48-64 ms; bench/predict.py). ``tiny`` is the same family
   narrowed for CPU training in minutes (quickstart, tests); it keeps group norm, which trains well
   at the small batches of a CPU.
 """
@@ -36,6 +36,7 @@ from keras import layers
 from .codec import DEFAULT_CODEC, PafCodec
 from .errors import DataError
 from .files import atomic_path, copy_atomic, write_json_atomic
+from .inference import PAD_VALUE
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class ModelConfig:
         weight_decay: L2 kernel regulariser (Keras semantics: adds ``wd * sum(w^2)``).
         norm: normalisation of the mobilenet family: ``group`` (GroupNorm, 8 groups: the same in
             training and inference, robust at the small batches of CPU training) or ``batch``
-            (synchronized across replicas; folds into the convolutions at inference: 3x faster).
+            (synchronized across replicas; folds into the convolutions at inference: 2-3x faster).
     """
 
     family: str = "vgg19"
@@ -78,7 +79,7 @@ NETWORK_STRIDE = 2 ** 3
 
 #: How images enter every network (stored in each saved model's description).
 INPUT_CONVENTION = {"channels": "BGR", "range": [0, 255], "normalisation": "x / 256 - 0.5, inside the network",
-                    "pad_value": 128, "pad": "bottom/right to a multiple of the stride"}
+                    "pad_value": PAD_VALUE, "pad": "bottom/right to a multiple of the stride"}
 
 
 def get_config(name_or_cfg) -> ModelConfig:

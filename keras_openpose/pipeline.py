@@ -88,6 +88,18 @@ def sample_schedule(n_samples: int, steps: int, batch_size: int, seed: int, star
     return order[lo:], seeds[lo:]
 
 
+def per_replica_batch(batch_size: int, num_replicas: int) -> int:
+    """``batch_size / num_replicas``: ``batch_size`` is the global batch of all replicas.
+
+    Raises:
+        DataError: not divisible.
+    """
+    if batch_size % num_replicas:
+        raise DataError(f"--batch-size {batch_size} is the global batch: it must be divisible by the "
+                        f"{num_replicas} replicas")
+    return batch_size // num_replicas
+
+
 def replica_share(idx, seeds, batch_size: int, num_replicas: int, first: int, count: int):
     """The part of a global sample schedule that replicas ``first .. first + count - 1`` (of
     ``num_replicas``) train on: global batch ``s`` (``batch_size`` samples) is cut into
@@ -100,10 +112,7 @@ def replica_share(idx, seeds, batch_size: int, num_replicas: int, first: int, co
     Raises:
         DataError: ``batch_size`` not divisible by ``num_replicas``.
     """
-    if batch_size % num_replicas:
-        raise DataError(f"--batch-size {batch_size} is the global batch: it must be divisible by the "
-                        f"{num_replicas} replicas")
-    per = batch_size // num_replicas
+    per = per_replica_batch(batch_size, num_replicas)
     steps = len(idx) // batch_size
 
     def cut(a):

@@ -338,9 +338,8 @@ class TrainLoop:
                             "checkpoint is kept. Lower the learning rate (targets were checked finite)")
         if self.chief:
             progress = self.run_dir / "progress.json"
-            step = self._done
             if epoch_sums is not None:
-                write_json_atomic({"step": step, "sums": [float(s) for s in epoch_sums]}, progress)
+                write_json_atomic({"step": self._done, "sums": [float(s) for s in epoch_sums]}, progress)
             elif progress.exists():
                 progress.unlink()
         self.model.info["trained_steps"] = self._done
@@ -440,16 +439,15 @@ class TrainLoop:
                 done = step - epoch * steps_per_epoch
                 if bar is not None:
                     bar.update(done, [(k, s / done) for k, s in zip(self.names, sums)], finalize=step == end)
-                if values[-1] > 0 and step < end:
-                    self.save_checkpoint(sums)
-                    raise Preempted(f"SIGTERM: every worker saved its checkpoint at step {step} of {steps}; "
-                                    "relaunch the same command(s) to resume", step)
-            done = end - epoch * steps_per_epoch
-            means = dict(zip(self.names, sums / done))
-            if self.chief:
-                self._record_epoch(epoch, means)
-            self.save_checkpoint()
-            sums[:] = 0
+                if values[-1] > 0:   # a worker got SIGTERM: every worker stops after this same step
+                    break
+            if step == end:
+                if self.chief:
+                    self._record_epoch(epoch, dict(zip(self.names, sums / (end - epoch * steps_per_epoch))))
+                self.save_checkpoint()
+                sums[:] = 0
+            else:
+                self.save_checkpoint(sums)   # mid-epoch: the epoch's loss sums go with it
             if values[-1] > 0 and step < steps:
                 raise Preempted(f"SIGTERM: every worker saved its checkpoint at step {step} of {steps}; "
                                 "relaunch the same command(s) to resume", step)
@@ -531,7 +529,7 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
 
 def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief):
     from .model import build_model, load_network
-    from .pipeline import SampleMaker, make_dataset
+    from .pipeline import SampleMaker, make_dataset, per_replica_batch
     from .store import Store
     if chief:
         cfg.to_yaml(run_dir / "config.yaml")
@@ -543,9 +541,7 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
     maker = SampleMaker(stores, tc.augment, codec, tc.effect, train=tc.augment.enabled)
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
-    if tc.batch_size % strategy.num_replicas_in_sync:
-        raise DataError(f"--batch-size {tc.batch_size} is the global batch: it must be divisible by the "
-                        f"{strategy.num_replicas_in_sync} replicas")
+    per_replica_batch(tc.batch_size, strategy.num_replicas_in_sync)   # fails before any work
     total_steps = max(1, -(-tc.steps // tc.steps_per_epoch)) * tc.steps_per_epoch
     ckpt = run_dir / "checkpoint.keras"
     info = {"steps": total_steps, "batch_size": tc.batch_size, "run": str(run_dir),

@@ -133,16 +133,17 @@ def _images(folder, n: int):
     return [read_image(f) for f in files]
 
 
-def _calibration_inputs(folder, stride: int, input_size, n: int = 16):
-    """Network inputs ``(1, H, W, 3)`` of up to ``n`` calibration images: resized as at inference
-    (:func:`keras_openpose.inference.preprocess`), cropped / padded to ``input_size`` when fixed."""
+def _network_inputs(folder, stride: int, input_size, n: int):
+    """Network inputs ``(1, H, W, 3)`` of up to ``n`` images of ``folder``, resized as at inference
+    (:func:`keras_openpose.inference.preprocess`, height ``input_size[0]`` when fixed, else the
+    default box) and cropped / padded to ``input_size`` when fixed (calibration and parity)."""
     from ..config import InferenceOptions
-    from ..inference import preprocess
+    from ..inference import PAD_VALUE, preprocess
     out = []
     for im in _images(folder, n):
         x = preprocess(im, input_size[0] if input_size else InferenceOptions().box_size, 1.0, stride)[0]
         if input_size:
-            pad = np.full((*input_size, 3), 128, np.float32)
+            pad = np.full((*input_size, 3), PAD_VALUE, np.float32)
             x = x[:input_size[0], :input_size[1]]
             pad[:x.shape[0], :x.shape[1]] = x
             x = pad
@@ -160,7 +161,7 @@ def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, calibration_ima
     except ImportError:
         raise DataError("int8 ONNX / OpenVINO export needs onnxruntime (pip install onnxruntime)") from None
     import onnx
-    inputs = _calibration_inputs(calibration_images, stride, input_size)
+    inputs = _network_inputs(calibration_images, stride, input_size, 16)
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -199,7 +200,7 @@ def _to_litert(fn, out: Path, precision: str, calibration_images, stride: int, i
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
-        samples = _calibration_inputs(calibration_images, stride, input_size or (256, 256))
+        samples = _network_inputs(calibration_images, stride, input_size or (256, 256), 16)
 
         def representative():
             yield from ([x] for x in samples)
@@ -235,21 +236,15 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
     Raises:
         DataError: past :data:`TOLERANCE` of ``precision``.
     """
-    from ..config import PROJECT_ROOT, InferenceOptions
-    from ..inference import KerasRuntime, load_runtime, preprocess
+    from ..config import PROJECT_ROOT
+    from ..inference import KerasRuntime, load_runtime
     folder = check_images or PROJECT_ROOT / "dataset" / "sample" / "val2017"
     runtime = load_runtime(path, exact=True)
     ref = KerasRuntime(model)
     worst = 0.0
-    for img in _images(folder, n):
-        x, _, _ = preprocess(img, InferenceOptions().box_size, 1.0, ref.codec.stride)
-        if input_size:
-            x = x[:input_size[0], :input_size[1]]
-            pad = np.full((*input_size, 3), 128, np.float32)
-            pad[:x.shape[0], :x.shape[1]] = x
-            x = pad
-        a_paf, a_heat = runtime(x[None])
-        b_paf, b_heat = ref(x[None])
+    for x in _network_inputs(folder, ref.codec.stride, input_size, n):
+        a_paf, a_heat = runtime(x)
+        b_paf, b_heat = ref(x)
         worst = max(worst, float(np.abs(a_heat - b_heat).max()), float(np.abs(a_paf - b_paf).max()))
     rep = {"path": str(path), "precision": precision, "max_abs_diff": worst, "tolerance": TOLERANCE[precision],
            "images": n}
