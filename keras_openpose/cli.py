@@ -426,17 +426,26 @@ def validate_classifier(argv=None):
 
 def convert_weights(argv=None):
     p = _parser("convert_weights.py",
-                "Turn weights users already have into a Keras 3 model file: the CMU Caffe model "
-                "(pose_iter_440000.caffemodel; no Caffe needed) or the reference's Keras 2 weights.0100.h5.",
-                ["python training/convert_weights.py --caffemodel pose_iter_440000.caffemodel --out models/pose_normal.keras",
+                "Turn weights users already have into a Keras 3 model file: Lightweight OpenPose as an "
+                "OpenVINO IR (the shipped models/lightweight_openpose, int8 weights dequantised exactly), "
+                "the CMU Caffe model (pose_iter_440000.caffemodel; no Caffe needed) or the reference's "
+                "Keras 2 weights.0100.h5.",
+                ["python training/convert_weights.py --openvino-ir models/lightweight_openpose/human-pose-estimation-0001.xml --out models/pose_normal.keras",
+                 "python training/convert_weights.py --caffemodel pose_iter_440000.caffemodel --out models/pose_normal.keras",
                  "python training/convert_weights.py --reference-h5 training/weights/weights.0100.h5 --out models/pose_normal.keras"])
     src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--openvino-ir", help="an OpenVINO IR .xml (its .bin beside it) of Lightweight OpenPose")
     src.add_argument("--caffemodel")
     src.add_argument("--reference-h5")
     p.add_argument("--out", required=True, help="the .keras file to write")
     a = p.parse_args(argv)
     from .model import build_model, save_model_atomic
-    from .weights import load_caffe_weights, load_reference_h5
+    from .weights import convert_openvino_ir, load_caffe_weights, load_reference_h5
+    if a.openvino_ir:
+        r = convert_openvino_ir(a.openvino_ir, a.out)
+        print(f"{r['path']}: {r['layers']} layers loaded, {r['parameters']:,} parameters (lightweight), "
+              f"input x * {r['input_scale']:.7g} + {r['input_offset']:.7g} on BGR 0..255")
+        return
     model = build_model("vgg19", precision="float32")
     loaded = load_caffe_weights(model, a.caffemodel) if a.caffemodel else load_reference_h5(model, a.reference_h5)
     out = save_model_atomic(model, a.out)

@@ -35,6 +35,9 @@ from .skeleton import DEFAULT_SKELETON, Skeleton, UnionFind
 DEFAULT_STRIDE = 8
 DEFAULT_SIGMA = 7.0
 DEFAULT_LIMB_WIDTH = 8.0
+#: Grey of the bottom/right padding of a network input to a multiple of the stride (CMU's
+#: convention; the pad cells are cropped off the maps before decoding).
+PAD_VALUE = 128
 
 # --------------------------------------------------------------------------------------------
 # Encode

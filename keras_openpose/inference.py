@@ -17,12 +17,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .codec import PafCodec
+from .codec import PAD_VALUE, PafCodec
 from .config import InferenceOptions
 from .errors import DataError
-
-#: Grey of the bottom/right padding to a multiple of the stride (CMU's convention).
-PAD_VALUE = 128
 
 __all__ = ["PoseEstimator", "InferenceOptions", "load_runtime", "preprocess", "frames", "VideoWriter",
            "predict_source", "VIDEO_EXT", "IMAGE_EXT"]
@@ -139,27 +136,52 @@ class LiteRTRuntime:
 
 
 class OpenVINORuntime:
-    """An exported OpenVINO IR (``.xml`` + ``.bin``) on the CPU plugin. The plugin computes in bf16 on
-    CPUs with AMX unless ``exact`` asks for f32 (the export's parity check does)."""
+    """An OpenVINO IR (``.xml`` + ``.bin``, or an ``openvino.Model``) on the CPU plugin. The plugin
+    computes in bf16 on CPUs with AMX unless ``exact`` asks for f32 (the export's parity check does).
+
+    Exports of this project carry their description (``rt_info``) and NHWC maps. A foreign IR of
+    the CMU channel layout (Intel Open Model Zoo's ``human-pose-estimation-0001``: input ``(N, 3,
+    H, W)`` BGR 0..255, outputs ``*_L1`` PAFs ``(N, 38, h, w)`` and ``*_L2`` heatmaps ``(N, 19, h,
+    w)``) runs as it is, with OpenPose COCO-18 and NCHW <-> NHWC transposes."""
 
     name = "openvino"
 
-    def __init__(self, path, exact: bool = False):
+    def __init__(self, path, exact: bool = False, model=None):
         try:
             import openvino as ov
         except ImportError:
             raise DataError(f"{path}: running OpenVINO needs openvino (pip install openvino)") from None
         core = ov.Core()
-        model = core.read_model(str(path))
+        model = model if model is not None else core.read_model(str(path))
         try:
             text = model.get_rt_info(["keras_openpose"]).astype(str)
         except RuntimeError:
             text = None
-        self.codec = _codec_from_description(text, path)
+        self.nchw = text is None and self._is_cmu_layout(model)
+        if self.nchw:
+            from .codec import DEFAULT_CODEC
+            self.codec = DEFAULT_CODEC
+            model.reshape([-1, 3, -1, -1])
+            names = {o.get_any_name(): o for o in model.outputs}
+            self._names = {"pafs": next(n for n in names if n.split("/")[0].endswith("_L1")),
+                           "heatmaps": next(n for n in names if n.split("/")[0].endswith("_L2"))}
+        else:
+            self.codec = _codec_from_description(text, path)
+            self._names = {"pafs": "pafs", "heatmaps": "heatmaps"}
         self.compiled = core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"} if exact else {})
         self._out = {o.get_any_name(): o for o in self.compiled.outputs}
 
+    @staticmethod
+    def _is_cmu_layout(model) -> bool:
+        outs = [o.get_any_name().split("/")[0] for o in model.outputs]
+        return (len(model.inputs) == 1 and model.inputs[0].get_partial_shape()[1].get_length() == 3
+                and any(n.endswith("_L1") for n in outs) and any(n.endswith("_L2") for n in outs))
+
     def __call__(self, x: np.ndarray):
+        if self.nchw:
+            r = self.compiled(np.ascontiguousarray(x.transpose(0, 3, 1, 2), np.float32))
+            return (r[self._out[self._names["pafs"]]].transpose(0, 2, 3, 1),
+                    r[self._out[self._names["heatmaps"]]].transpose(0, 2, 3, 1))
         r = self.compiled(np.ascontiguousarray(x, np.float32))
         return r[self._out["pafs"]], r[self._out["heatmaps"]]
 
@@ -176,7 +198,8 @@ def load_runtime(path, runtime: str | None = None, exact: bool = False):
     Raises:
         DataError: a missing file, an unknown suffix, a missing engine, or a file without description.
     """
-    path = Path(path)
+    from .weights import ensure_pretrained
+    path = ensure_pretrained(path)
     kind = runtime or RUNTIMES.get(path.suffix.lower(), "keras" if path.is_dir() else None)
     if kind is None:
         raise DataError(f"{path}: unknown model file type; use .keras, .onnx, .tflite or an OpenVINO .xml")

@@ -15,13 +15,25 @@ needs (:func:`load_network`).
   stages 2-6 = five 7x7x128, 1x1x128, 1x1 out per branch (``Mconv{1..7}_stage{t}_L{1,2}``) on
   ``concat(L1, L2, features)``. 52,311,446 parameters; layer names as in CMU's prototxt so weights
   load by name.
-* ``lightweight``: Osokin's Lightweight OpenPose idea (arXiv 1811.12004): a MobileNet-V1 style
-  depthwise-separable backbone to stride 8, a cheap CPM neck, an initial stage and refinement stages
-  built from 1x1 + 3x3 + dilated 3x3 residual blocks, with batch norm as in the paper: at export
-  it folds into the convolutions, and the network runs 2-3x faster than with group norm (OpenVINO
-  on this 2-core CPU at height 256: 25 vs 48-64 ms; bench/predict.py). ``tiny`` is the same family
-  narrowed for CPU training in minutes (quickstart, tests); it keeps group norm, which trains well
-  at the small batches of a CPU.
+* ``lightweight``: Lightweight OpenPose (Osokin, arXiv 1811.12004) layer for layer, as trained on
+  COCO and released by Intel's Open Model Zoo (``human-pose-estimation-0001``; the weights import
+  exactly: :func:`keras_openpose.weights.load_openvino_ir`). MobileNet-v1 trunk ``conv1`` (3x3/2),
+  ``conv2_1 ... conv5_5`` depthwise-separable (``<name>_dw`` 3x3 depthwise, ``<name>_sep`` 1x1),
+  stride 8 after ``conv3_2``, ``conv5_1`` dilated 2, every layer with a bias (batch norm folded)
+  and ReLU; the CPM block ``conv4_3_CPM_al`` (1x1) ``_red`` (1x1), three depthwise 3x3 + 1x1 pairs
+  (``_dw1``, ``_dw1_1x1``, ...), ``_inc`` (1x1), all ELU, with the residual ``al + inc``, then
+  ``conv4_4_CPM`` (3x3, ReLU); the initial stage: a shared trunk ``conv5_{1,2,3}_CPM_L1`` (3x3, 128)
+  and per branch ``conv5_4_CPM_L{1,2}`` (1x1, 512) and ``conv5_5_CPM_L{1,2}`` (1x1 out); one
+  refinement stage of 5 residual blocks ``Mconv{i}_stage2_L1_{sq,3x3,3x3_2}`` (1x1, 3x3, 3x3
+  dilated 2; out = sq + 3x3_2) on ``concat(PAF, heatmaps, features)`` and per branch
+  ``Mconv6_stage2_L{1,2}`` (1x1, 128), ``Mconv7_stage2_L{1,2}`` (1x1 out). The stride-2
+  convolutions pad one pixel on every side (Caffe), not Keras ``same`` (which pads bottom/right
+  only): the imported weights see the pixels they were trained on. 4,094,560 parameters for
+  COCO-18 (the model card: 4.099 M). Its input normalisation is the IR's, ``(x - 128) / 255``
+  (``input_scale``, ``input_offset``). No normalisation layer: it fine-tunes at any batch size.
+* ``tiny``: the same idea narrowed for CPU training from scratch in minutes (tests): a
+  MobileNet-v1 style trunk with group norm (which trains well at the small batches of a CPU), a
+  CPM neck, and 1x1 + 3x3 + dilated 3x3 residual refinement blocks.
 """
 from __future__ import annotations
 
@@ -33,10 +45,9 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from .codec import DEFAULT_CODEC, PafCodec
+from .codec import DEFAULT_CODEC, PAD_VALUE, PafCodec
 from .errors import DataError
 from .files import atomic_path, copy_atomic, write_json_atomic
-from .inference import PAD_VALUE
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class ModelConfig:
     """Network hyper-parameters (see module doc).
 
     Attributes:
-        family: ``vgg19`` (CMU) or ``mobilenet`` (lightweight family).
+        family: ``vgg19`` (CMU), ``lwop`` (Lightweight OpenPose, exact) or ``mobilenet`` (``tiny``).
         stages: number of stages (1 initial + refinements).
         width: channel multiplier of the mobilenet backbone.
         channels: width of the neck and the stages (mobilenet).
@@ -55,6 +66,9 @@ class ModelConfig:
         norm: normalisation of the mobilenet family: ``group`` (GroupNorm, 8 groups: the same in
             training and inference, robust at the small batches of CPU training) or ``batch``
             (synchronized across replicas; folds into the convolutions at inference: 2-3x faster).
+        input_scale, input_offset: the network's first operation, ``x * input_scale +
+            input_offset`` on BGR 0..255 (CMU: ``1/256``, ``-0.5``; the imported Lightweight OpenPose:
+            the IR's own constants, ``(x - 128) / 255`` in float16).
     """
 
     family: str = "vgg19"
@@ -66,20 +80,35 @@ class ModelConfig:
     num_pafs: int = DEFAULT_CODEC.num_pafs
     weight_decay: float = 5e-4
     norm: str = "group"
+    input_scale: float = 1.0 / 256
+    input_offset: float = -0.5
 
+
+#: Lightweight OpenPose's normalisation as its IR stores it (float16 of 1/255 and -128/255).
+LWOP_INPUT_SCALE, LWOP_INPUT_OFFSET = 0.0039215087890625, -0.501953125
 
 MODEL_CONFIGS = {
     "vgg19": ModelConfig("vgg19", stages=6),
-    "lightweight": ModelConfig("mobilenet", stages=2, width=1.0, channels=128, refine_blocks=5, norm="batch"),
+    "lightweight": ModelConfig("lwop", stages=2, channels=128, refine_blocks=5, norm="none",
+                               input_scale=LWOP_INPUT_SCALE, input_offset=LWOP_INPUT_OFFSET),
     "tiny": ModelConfig("mobilenet", stages=2, width=0.5, channels=64, refine_blocks=2),
 }
 
 #: Both families down-sample three times by 2: their maps are at stride 8 (the codec's stride must match).
 NETWORK_STRIDE = 2 ** 3
 
-#: How images enter every network (stored in each saved model's description).
-INPUT_CONVENTION = {"channels": "BGR", "range": [0, 255], "normalisation": "x / 256 - 0.5, inside the network",
-                    "pad_value": PAD_VALUE, "pad": "bottom/right to a multiple of the stride"}
+
+
+def input_convention(cfg: "ModelConfig") -> dict:
+    """How images enter a network (stored in each saved model's description): BGR 0..255, the
+    network's own normalisation inside it, grey padding bottom/right to the stride."""
+    return {"channels": "BGR", "range": [0, 255],
+            "normalisation": f"x * {cfg.input_scale!r} + {cfg.input_offset!r}, inside the network",
+            "pad_value": PAD_VALUE, "pad": "bottom/right to a multiple of the stride"}
+
+
+#: The CMU convention (vgg19, tiny).
+INPUT_CONVENTION = input_convention(ModelConfig())
 
 
 def get_config(name_or_cfg) -> ModelConfig:
@@ -218,6 +247,62 @@ def _mobilenet(x, cfg: ModelConfig):
     return outs
 
 
+def _lwop(x, cfg: ModelConfig):
+    """Lightweight OpenPose, layer for layer (module doc); layer names are the IR's with ``/`` -> ``_``."""
+    wd, C = cfg.weight_decay, cfg.channels
+
+    def conv(x, filters, k, name, act="relu", stride=1, dilation=1, depthwise=False, dtype=None):
+        padding = "same"
+        if stride > 1:      # Caffe pads (k - 1) / 2 on every side; Keras "same" would pad bottom/right only
+            x = layers.ZeroPadding2D((k - 1) // 2, name=name + "_pad")(x)
+            padding = "valid"
+        reg = keras.regularizers.L2(wd) if wd else None
+        if depthwise:
+            x = layers.DepthwiseConv2D(k, stride, padding=padding, dilation_rate=dilation, name=name,
+                                       depthwise_regularizer=reg)(x)
+        else:
+            x = layers.Conv2D(filters, k, stride, padding=padding, dilation_rate=dilation, name=name,
+                              kernel_initializer="he_normal" if act else keras.initializers.RandomNormal(stddev=0.01),
+                              kernel_regularizer=reg, dtype=dtype)(x)
+        if act == "relu":
+            return layers.ReLU(name=name + "_relu")(x)
+        if act == "elu":
+            return layers.ELU(name=name + "_elu")(x)
+        return x
+
+    x = conv(x, 32, 3, "conv1", stride=2)
+    trunk = [("conv2_1", 64, 1, 1), ("conv2_2", 128, 2, 1), ("conv3_1", 128, 1, 1), ("conv3_2", 256, 2, 1),
+             ("conv4_1", 256, 1, 1), ("conv4_2", 512, 1, 1), ("conv5_1", 512, 1, 2), ("conv5_2", 512, 1, 1),
+             ("conv5_3", 512, 1, 1), ("conv5_4", 512, 1, 1), ("conv5_5", 512, 1, 1)]
+    for name, f, s, d in trunk:
+        x = conv(x, None, 3, name + "_dw", stride=s, dilation=d, depthwise=True)
+        x = conv(x, f, 1, name + "_sep")
+    al = conv(x, C, 1, "conv4_3_CPM_al", "elu")
+    y = conv(al, C, 1, "conv4_3_CPM_red", "elu")
+    for i in (1, 2, 3):
+        y = conv(y, None, 3, f"conv4_3_CPM_dw{i}", "elu", depthwise=True)
+        y = conv(y, C, 1, f"conv4_3_CPM_dw{i}_1x1" if i < 3 else "conv4_3_CPM_inc", "elu")
+    features = conv(layers.Add(name="conv4_3_CPM_res")([al, y]), C, 3, "conv4_4_CPM")
+
+    y = features
+    for i in (1, 2, 3):
+        y = conv(y, C, 3, f"conv5_{i}_CPM_L1")
+    out_ch = {1: cfg.num_pafs, 2: cfg.num_heatmaps}
+    outs = [conv(conv(y, 4 * C, 1, f"conv5_4_CPM_L{b}"), out_ch[b], 1, f"conv5_5_CPM_L{b}", None, dtype="float32")
+            for b in (1, 2)]
+    for t in range(2, cfg.stages + 1):
+        y = layers.Concatenate(name=f"concat_stage{t}")([outs[-2], outs[-1], features])
+        for b in range(1, cfg.refine_blocks + 1):
+            sq = conv(y, C, 1, f"Mconv{b}_stage{t}_L1_sq")
+            z = conv(sq, C, 3, f"Mconv{b}_stage{t}_L1_3x3")
+            z = conv(z, C, 3, f"Mconv{b}_stage{t}_L1_3x3_2", dilation=2)
+            y = layers.Add(name=f"Mconv{b}_stage{t}_L1_5x5_res")([sq, z])
+        k = cfg.refine_blocks + 1
+        outs += [conv(conv(y, C, 1, f"Mconv{k}_stage{t}_L{b}"), out_ch[b], 1, f"Mconv{k + 1}_stage{t}_L{b}", None,
+                      dtype="float32") for b in (1, 2)]
+    return outs
+
+
 @keras.saving.register_keras_serializable(package="keras_openpose")
 class PoseNetwork(keras.Model):
     """A CPM/PAF network that describes itself (see module doc).
@@ -247,8 +332,11 @@ class PoseNetwork(keras.Model):
         keras.config.set_dtype_policy(precision)
         try:
             inp = keras.Input((None, None, 3), name="image")
-            x = layers.Rescaling(1.0 / 256, offset=-0.5, name="normalize")(inp)
-            outs = _vgg19_cmu(x, cfg) if cfg.family == "vgg19" else _mobilenet(x, cfg)
+            x = layers.Rescaling(cfg.input_scale, offset=cfg.input_offset, name="normalize")(inp)
+            builders = {"vgg19": _vgg19_cmu, "lwop": _lwop, "mobilenet": _mobilenet}
+            if cfg.family not in builders:
+                raise DataError(f"network family {cfg.family!r}: known {', '.join(builders)}")
+            outs = builders[cfg.family](x, cfg)
             super().__init__(inp, outs, name=name or f"openpose_{cfg.family}", **kwargs)
         finally:
             keras.config.set_dtype_policy(previous)
@@ -262,7 +350,7 @@ class PoseNetwork(keras.Model):
     def get_config(self) -> dict:
         return {"name": self.name, "network": dataclasses.asdict(self.network_config),
                 "codec": self.codec.to_dict(), "precision": self.precision, "domain": self.domain,
-                "info": self.info, "input": INPUT_CONVENTION}
+                "info": self.info, "input": input_convention(self.network_config)}
 
     @classmethod
     def from_config(cls, config):

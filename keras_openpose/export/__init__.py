@@ -138,7 +138,8 @@ def _network_inputs(folder, stride: int, input_size, n: int):
     (:func:`keras_openpose.inference.preprocess`, height ``input_size[0]`` when fixed, else the
     default box) and cropped / padded to ``input_size`` when fixed (calibration and parity)."""
     from ..config import InferenceOptions
-    from ..inference import PAD_VALUE, preprocess
+    from ..codec import PAD_VALUE
+    from ..inference import preprocess
     out = []
     for im in _images(folder, n):
         x = preprocess(im, input_size[0] if input_size else InferenceOptions().box_size, 1.0, stride)[0]
