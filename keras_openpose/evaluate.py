@@ -53,7 +53,8 @@ def coco_keypoint_eval(gt, detections: list[dict], image_ids=None, sigmas=None):
     Returns:
         ``(stats, cocoeval)``: ``stats`` maps :data:`STAT_NAMES` to floats (all 0 when there is no
         detection, all ``None`` -- undefined -- when the images hold no annotated person);
-        ``cocoeval`` is the evaluated ``COCOeval`` (``None`` without detections or people).
+        ``cocoeval`` is the evaluated ``COCOeval`` (``None`` without detections or people); its
+        per-image ``evalImgs`` give the bootstrap interval of AP (:func:`bootstrap_ap`).
     Raises:
         DataError: unknown image ids, or sigmas whose length is not the keypoint count.
     """
@@ -111,6 +112,79 @@ def match_to_gt(cocoeval, oks_threshold: float = 0.5) -> dict[int, int]:
         for dt_id, gt_id in zip(e["dtIds"], e["dtMatches"][t]):
             out[int(dt_id)] = int(gt_id)
     return out
+
+
+def bootstrap_ap(cocoeval, draws: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Percentile-bootstrap interval of COCO keypoint AP over images (Efron & Tibshirani 1993,
+    *An Introduction to the Bootstrap*, ch. 13).
+
+    The evaluated images (``params.imgIds``, those without people included: their detections are
+    false positives) are drawn ``draws`` times with replacement. OKS and AP are never recomputed
+    here: each draw reuses the per-image records ``evalImgs`` of the one ``evaluate()`` already run,
+    as many times as the image was drawn (each copy under a fresh image id, in ``evalImgs`` and in
+    ``params.imgIds`` of a shallow copy of ``cocoeval`` restricted to area "all"), and calls
+    pycocotools' own ``accumulate()``. A draw's AP is what ``summarize`` reports as ``stats[0]``:
+    the mean of ``eval["precision"]`` over OKS thresholds, recall thresholds and categories at area
+    "all", maxDets 20, entries ``-1`` excluded. The draw with every image once gives exactly
+    pycocotools' AP.
+
+    Args:
+        cocoeval: an evaluated ``COCOeval`` (``iouType="keypoints"``), e.g. the second value of
+            :func:`coco_keypoint_eval`; it is left unchanged.
+        draws: number of bootstrap resamples.
+        seed: seed of :func:`numpy.random.default_rng`; the same seed gives the same interval.
+        level: coverage of the two-sided interval, in (0, 1).
+    Returns:
+        ``{"ap", "low", "high", "draws"}``: ``ap`` = AP of all images (= ``stats[0]``), ``low`` /
+        ``high`` the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the draws' APs,
+        ``draws`` the number of draws used (a draw holding no annotated person has no AP and is
+        left out); ``ap``, ``low``, ``high`` are ``None`` when AP is undefined.
+    Raises:
+        ValueError: ``cocoeval`` is ``None`` or not evaluated, maxDets lacks 20, or ``level`` /
+            ``draws`` out of range.
+    """
+    import copy
+    if cocoeval is None or not getattr(cocoeval, "evalImgs", None) or not hasattr(cocoeval, "_paramsEval"):
+        raise ValueError("bootstrap_ap needs a COCOeval on which evaluate() has run")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap level must be in (0, 1), got {level}")
+    if draws < 1:
+        raise ValueError(f"bootstrap draws must be >= 1, got {draws}")
+    pe = cocoeval._paramsEval
+    n_img, n_area = len(pe.imgIds), len(pe.areaRng)
+    n_cat = len(pe.catIds) if pe.useCats else 1
+    if 20 not in pe.maxDets:
+        raise ValueError(f"bootstrap_ap: maxDets {pe.maxDets} lacks 20 (COCO keypoint AP)")
+    a_all = list(pe.areaRngLbl).index("all")
+    m20 = sorted(pe.maxDets).index(20)
+    # the per-image records of area "all", per category: evalImgs is laid out category x area x image
+    recs = [cocoeval.evalImgs[k * n_area * n_img + a_all * n_img:k * n_area * n_img + (a_all + 1) * n_img]
+            for k in range(n_cat)]
+    p = copy.copy(pe)
+    p.areaRng, p.areaRngLbl, p.maxDets = [pe.areaRng[a_all]], ["all"], sorted(pe.maxDets)
+    ev = copy.copy(cocoeval)                     # shares cocoGt / cocoDt; own params and evalImgs
+    ev.params = ev._paramsEval = p
+
+    def ap_of(idx) -> float | None:
+        p.imgIds = list(range(len(idx)))         # fresh ids: a duplicated image counts once per draw
+        ev.evalImgs = [None if (e := recs[k][i]) is None else {**e, "image_id": j}
+                       for k in range(n_cat) for j, i in enumerate(idx)]
+        ev.accumulate()
+        s = ev.eval["precision"][:, :, :, 0, m20]
+        s = s[s > -1]
+        return float(np.mean(s)) if s.size else None
+
+    rng = np.random.default_rng(seed)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ap = ap_of(np.arange(n_img))
+        if ap is None:
+            return {"ap": None, "low": None, "high": None, "draws": 0}
+        aps = [ap_of(idx) for idx in rng.integers(0, n_img, (draws, n_img))]
+    aps = np.array([a for a in aps if a is not None], np.float64)
+    if not len(aps):
+        return {"ap": ap, "low": None, "high": None, "draws": 0}
+    low, high = np.quantile(aps, [(1 - level) / 2, (1 + level) / 2])
+    return {"ap": ap, "low": float(low), "high": float(high), "draws": int(len(aps))}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,15 +356,17 @@ def reference_subsets(split) -> dict:
 
 
 def summary_line(s: dict, out) -> str:
-    """One line per evaluation run: AP (or PCK when the skeleton has no OKS sigmas), timing."""
+    """One line per evaluation run: AP with its bootstrap interval when known (``AP 0.368 [0.30,
+    0.43]``; or PCK when the skeleton has no OKS sigmas), timing."""
     split_ms = (f" (network {s['network_ms_per_image']:.0f} + decode {s['decode_ms_per_image']:.1f})"
                 if "network_ms_per_image" in s else "")
     skipped = f"; {len(s['skipped_images'])} images skipped (see summary.json)" if s.get("skipped_images") else ""
     if s.get("stats") and s["stats"]["AP"] is None:
         return f"{out}: AP undefined: no annotated person in the {s['images']} images{skipped}"
     if s.get("stats"):
-        st = s["stats"]
-        return (f"{out}: AP {st['AP']:.3f}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
+        st, iv = s["stats"], s.get("ap_interval")
+        ci = f" [{iv[0]:.2f}, {iv[1]:.2f}]" if iv else ""
+        return (f"{out}: AP {st['AP']:.3f}{ci}  AP50 {st['AP50']:.3f}  AP75 {st['AP75']:.3f}  AR {st['AR']:.3f}  "
                 f"PCK@0.5 {s['pck']['all']:.3f}  {s['seconds_per_image'] * 1000:.0f} ms/image{split_ms} "
                 f"({s['images']} images){skipped}")
     if "pck" in s:
@@ -310,7 +386,8 @@ def results_dir(base, split_name: str, tag: str, n_images: int) -> Path:
     return Path(base) / f"{split_name}-{tag}-open-pose-single-scale-{n_images}"
 
 
-def score_detections(split, image_ids, dets: list[dict], skeleton=None, subsets: dict | None = None) -> dict:
+def score_detections(split, image_ids, dets: list[dict], skeleton=None, subsets: dict | None = None,
+                     ap_draws: int = 1000, seed: int = 0) -> dict:
     """Scores of detections on ``image_ids`` of ``split`` for ``skeleton`` (default OpenPose COCO-18).
 
     With OKS sigmas: COCO keypoint AP (pycocotools, the skeleton's sigmas), detections matched to GT
@@ -322,8 +399,12 @@ def score_detections(split, image_ids, dets: list[dict], skeleton=None, subsets:
     Args:
         dets: result dicts; an ``id`` (1-based) is written into each.
         subsets: ``{label: [image ids]}`` for extra PCK rows.
+        ap_draws: bootstrap draws of the AP interval (:func:`bootstrap_ap`, images resampled,
+            ``seed``); 0 skips it.
     Returns:
-        ``{"stats", "matches", "pck_alpha", "rows": {label: pck dict}}``.
+        ``{"stats", "matches", "pck_alpha", "rows": {label: pck dict}, "ap_interval"}``:
+        ``ap_interval`` = ``[low, high]``, the 95 % percentile-bootstrap interval of AP (``[0, 0]``
+        without detections), ``None`` when AP is undefined or ``ap_draws`` is 0.
     """
     from .skeleton import DEFAULT_SKELETON
     skeleton = skeleton or DEFAULT_SKELETON
@@ -335,7 +416,14 @@ def score_detections(split, image_ids, dets: list[dict], skeleton=None, subsets:
         stats, ev = coco_keypoint_eval(split.data, dets, image_ids, skeleton.oks_sigmas)
         matches, alpha = match_to_gt(ev), 0.5
     else:
-        stats, matches, alpha = None, match_by_distance(gts, dets), 0.2
+        stats, ev, matches, alpha = None, None, match_by_distance(gts, dets), 0.2
+    interval = None
+    if ap_draws and stats and stats["AP"] is not None:
+        if ev is None:        # no detection: AP 0 in every draw
+            interval = [0.0, 0.0]
+        else:
+            b = bootstrap_ap(ev, ap_draws, seed)
+            interval = None if b["low"] is None else [b["low"], b["high"]]
     crowd_imgs = {a["image_id"] for a in split.data["annotations"] if a.get("iscrowd")}
     crowded = {i for i in image_ids if crowd_index(split.anns_by_image[i]) >= CROWDED_INDEX}
     rows = {"all": pck(gts, dets, matches, alpha)}
@@ -351,12 +439,13 @@ def score_detections(split, image_ids, dets: list[dict], skeleton=None, subsets:
     for label, ids in (subsets or {}).items():
         ids = set(ids)
         rows[label] = pck([a for a in gts if a["image_id"] in ids], dets, matches, alpha)
-    return {"stats": stats, "matches": matches, "pck_alpha": alpha, "rows": rows}
+    return {"stats": stats, "matches": matches, "pck_alpha": alpha, "rows": rows, "ap_interval": interval}
 
 
 def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", progress: bool = True,
                        overlays: bool = False, compute: bool = True, evaluate: bool = True,
-                       subsets: dict | None = None, timing: dict | None = None, skeleton=None) -> dict:
+                       subsets: dict | None = None, timing: dict | None = None, skeleton=None,
+                       ap_draws: int = 1000) -> dict:
     """Run ``predict(image) -> people`` over ``image_ids`` of ``split`` and write the report.
 
     Files in ``out_dir``: ``predictions.jsonl`` (per image, appended as it goes: an interrupted run
@@ -372,8 +461,12 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
         timing: a predictor's running ``{"network_s", "decode_s", "images"}`` (as
             :class:`~keras_openpose.inference.PoseEstimator` keeps); adds the per-image split.
         skeleton: the keypoint layout (sigmas, names, limbs for overlays); default OpenPose COCO-18.
+        ap_draws: bootstrap draws of the AP interval (:func:`bootstrap_ap`); 0 skips it.
     Returns:
-        the summary dict (stats, pck, seconds per image, counts).
+        the summary dict (stats, ``ap_interval`` = ``[low, high]`` 95 % bootstrap interval of AP or
+        ``None`` when AP is undefined, pck, seconds per image, counts). The CSV carries the interval
+        as the rows ``ap_interval low`` / ``ap_interval high`` (empty when undefined). A skipped
+        image (``DataError``) adds no time.
     """
     import json
     import time
@@ -412,7 +505,7 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
                 f.write(json.dumps(rec) + "\n")
                 f.flush()
                 done[i] = rec
-                seconds += dt
+                seconds += rec["seconds"]     # 0 for a skipped image (``dt`` is unset or stale there)
                 if overlays and img is not None:
                     import cv2
                     cv2.imwrite(str(out_dir / "predictions" / split.images[i]["file_name"]),
@@ -430,17 +523,21 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
         summary["network_ms_per_image"] = 1000 * timing["network_s"] / timing["images"]
         summary["decode_ms_per_image"] = 1000 * timing["decode_s"] / timing["images"]
     if evaluate:
-        sc = score_detections(split, image_ids, dets, skeleton, subsets)
+        sc = score_detections(split, image_ids, dets, skeleton, subsets, ap_draws)
         stats, rows, alpha = sc["stats"], sc["rows"], sc["pck_alpha"]
         crowd_imgs = {a["image_id"] for a in split.data["annotations"] if a.get("iscrowd")}
         write_json_atomic([{**d, "gtId": sc["matches"].get(d["id"], 0), "iscrowd": int(d["image_id"] in crowd_imgs)}
                            for d in dets], out_dir / f"{name}_result_matchGtId.json")
-        summary.update({"stats": stats, "pck_alpha": alpha, "pck": {k: v["pck"] for k, v in rows.items()},
+        summary.update({"stats": stats, "ap_interval": sc["ap_interval"], "pck_alpha": alpha,
+                        "pck": {k: v["pck"] for k, v in rows.items()},
                         "pck_auc": {k: v["auc"] for k, v in rows.items()},
                         "nme": {k: v["nme"] for k, v in rows.items()},
                         "epe": {k: v["epe"] for k, v in rows.items()},
                         "pck_counts": {k: [v["correct"], v["total"]] for k, v in rows.items()}})
         table = [(f"{k}", v) for k, v in (stats or {}).items()]
+        if stats:     # two numeric rows, so the value column stays numeric; empty when undefined
+            iv = sc["ap_interval"] or [None, None]
+            table += [("ap_interval low", iv[0]), ("ap_interval high", iv[1])]
         table += [(f"PCK@{alpha} {k}", v["pck"]) for k, v in rows.items()]
         table += [("PCK AUC@0-0.5 all", rows["all"]["auc"]), ("NME all", rows["all"]["nme"]),
                   ("EPE px all", rows["all"]["epe"])]

@@ -150,6 +150,48 @@ def spearman(x, y) -> float:
     return float(spearmanr(x, y).statistic)
 
 
+def spearman_interval(x, y, draws: int = 1000, seed: int = 0, level: float = 0.95) -> list:
+    """Percentile-bootstrap interval of Spearman's rho (Efron & Tibshirani 1993, *An Introduction to
+    the Bootstrap*, ch. 13): the ``(x, y)`` pairs are drawn with replacement ``draws`` times and
+    :func:`spearman` is taken of each resample.
+
+    Args:
+        x, y: ``(n,)`` paired values (e.g. a person's disagreement and error).
+        draws: number of bootstrap resamples.
+        seed: seed of :func:`numpy.random.default_rng`; the same seed gives the same interval.
+        level: coverage of the two-sided interval, in (0, 1).
+    Returns:
+        ``[low, high]``, the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of the resamples'
+        rho; resamples where rho is undefined (constant input, as when one pair is drawn ``n``
+        times) are left out; ``[nan, nan]`` when rho of the data itself is undefined (fewer than 3
+        pairs or constant input) or no resample has it.
+    Raises:
+        ValueError: ``x`` and ``y`` of different lengths, or ``level`` / ``draws`` out of range.
+    """
+    from scipy.stats import rankdata
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"spearman_interval needs two (n,) arrays, got {x.shape} and {y.shape}")
+    if not 0 < level < 1:
+        raise ValueError(f"bootstrap level must be in (0, 1), got {level}")
+    if draws < 1:
+        raise ValueError(f"bootstrap draws must be >= 1, got {draws}")
+    if not np.isfinite(spearman(x, y)):
+        return [float("nan"), float("nan")]
+    idx = np.random.default_rng(seed).integers(0, len(x), (draws, len(x)))
+    # Spearman's rho = Pearson's r of the ranks (average ranks for ties), as scipy's spearmanr
+    rx, ry = rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)
+    rx -= rx.mean(1, keepdims=True)
+    ry -= ry.mean(1, keepdims=True)
+    den = np.sqrt((rx ** 2).sum(1) * (ry ** 2).sum(1))
+    ok = den > 0
+    if not ok.any():
+        return [float("nan"), float("nan")]
+    rho = np.clip((rx[ok] * ry[ok]).sum(1) / den[ok], -1.0, 1.0)
+    low, high = np.quantile(rho, [(1 - level) / 2, (1 + level) / 2])
+    return [float(low), float(high)]
+
+
 def sparsification(uncertainty, error, steps: int = 20):
     """Sparsification curves and AUSE (Ilg et al. 2018; Lind et al. 2024).
 
@@ -217,7 +259,9 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
     Returns:
         ``{"experts", "limbs": {name: {"transl", "rot", "n"}}, "total_transl", "total_rot",
         "persons": [{"image_id", "gt_id", "transl", "rot", "error", "n_experts"}],
-        "spearman_transl", "spearman_rot", "sparsification_transl", "ause_transl", ...}``;
+        "spearman_transl", "spearman_rot", "spearman_transl_interval", "spearman_rot_interval",
+        "sparsification_transl", "ause_transl", ...}``; ``spearman_*_interval`` = ``[low, high]``,
+        the 95 % bootstrap interval of rho over people (:func:`spearman_interval`, 1000 draws, seed 0);
         ``total_*`` are sums over limbs (as the reference), ``error`` = 1 - mean over experts of
         the OKS to the GT (a missing expert counts OKS 0).
     """
@@ -276,6 +320,7 @@ def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | 
         for key in ("transl", "rot"):
             u = [p[key] for p in scored]
             out[f"spearman_{key}"] = spearman(u, err)
+            out[f"spearman_{key}_interval"] = spearman_interval(u, err)
             sp = sparsification(u, err)
             out[f"sparsification_{key}"] = sp
             out[f"ause_{key}"] = sp["ause"]

@@ -71,12 +71,28 @@ def plot_sparsification(curves: dict[str, dict], path: str | Path, title: str = 
     plt.close(fig)
 
 
-def ap_table(ap: dict[str, dict[str, float]], fmt: str = ".3f") -> str:
-    """Text table of ``{model: {domain: value}}`` (models as rows), values in ``fmt``."""
+def ap_table(ap: dict[str, dict[str, float]], fmt: str = ".3f",
+             intervals: dict[str, dict[str, tuple]] | None = None) -> str:
+    """Text table of ``{model: {domain: value}}`` (models as rows), values in ``fmt``.
+
+    With ``intervals`` (``{model: {domain: (low, high)}}``, e.g. the ``ap_interval`` of
+    :func:`keras_openpose.evaluate.evaluate_predictor`), a cell that has one reads
+    ``0.368 [0.301-0.431]`` (bounds in ``fmt`` too) and the columns widen to fit; a missing or
+    ``None`` interval leaves the value alone. Without ``intervals`` the table is as before.
+    """
     domains = list(next(iter(ap.values())).keys()) if ap else []
     w = max([len(m) for m in ap] + [5])
-    lines = [" " * w + " | " + " | ".join(f"{d:>11}" for d in domains)]
+
+    def cell(m, d):
+        s = f"{ap[m].get(d, float('nan')):{fmt}}"
+        iv = (intervals or {}).get(m, {}).get(d)
+        if iv is not None and iv[0] is not None and iv[1] is not None:
+            s += f" [{iv[0]:{fmt}}-{iv[1]:{fmt}}]"
+        return s
+    cells = {m: [cell(m, d) for d in domains] for m in ap}
+    cw = [max([11, len(d)] + [len(cells[m][j]) for m in ap]) if intervals else 11 for j, d in enumerate(domains)]
+    lines = [" " * w + " | " + " | ".join(f"{d:>{c}}" for d, c in zip(domains, cw))]
     lines.append("-" * len(lines[0]))
-    for m, row in ap.items():
-        lines.append(f"{m:<{w}} | " + " | ".join(f"{row.get(d, float('nan')):>11{fmt}}" for d in domains))
+    for m in ap:
+        lines.append(f"{m:<{w}} | " + " | ".join(f"{s:>{c}}" for s, c in zip(cells[m], cw)))
     return "\n".join(lines)

@@ -109,3 +109,43 @@ def test_report_with_ground_truth_pairs_by_gt_and_measures_error(val_split):
         assert p["transl"] == pytest.approx(10 / 3 / np.sqrt(gt["area"]), rel=1e-4)
         assert 0 < p["error"] < 1
     assert np.isfinite(rep["spearman_transl"]) and "sparsification_transl" in rep
+
+
+def test_spearman_interval_known_answers():
+    from keras_openpose.uncertainty import spearman_interval
+    x = np.arange(30, dtype=float)
+    assert spearman_interval(x, x ** 3 + 5) == [1.0, 1.0]          # perfectly monotone: every resample rho 1
+    assert spearman_interval(x, -np.exp(x / 10)) == [-1.0, -1.0]
+    assert all(np.isnan(spearman_interval([1, 2], [1, 2])))       # rho undefined below 3 pairs
+    # the vectorised ranks equal scipy's spearmanr on each resample (ties included)
+    rng = np.random.default_rng(3)
+    u = rng.normal(size=40)
+    e = u + rng.normal(size=40)
+    u[5:9], e[:5] = 1.0, 0.0
+    idx = np.random.default_rng(0).integers(0, 40, (1000, 40))
+    ref = np.array([spearman(u[i], e[i]) for i in idx])
+    lo, hi = spearman_interval(u, e, draws=1000, seed=0)
+    assert [lo, hi] == pytest.approx(np.quantile(ref[np.isfinite(ref)], [0.025, 0.975]).tolist(), abs=1e-12)
+    assert lo < spearman(u, e) < hi
+    with pytest.raises(ValueError):
+        spearman_interval([1, 2, 3], [1, 2])
+
+
+def test_report_carries_spearman_intervals(val_split):
+    gts = [a for a in val_split.data["annotations"] if a["num_keypoints"] >= 5 and not a["iscrowd"]]
+    exact = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0} for a in gts]
+    rng = np.random.default_rng(0)
+    noisy = []
+    for a in gts:                      # per person a different amount of noise: disagreement tracks error
+        k = np.array(a["keypoints"], float).reshape(-1, 3)
+        k[k[:, 2] > 0, :2] += rng.normal(0, rng.uniform(1, 20), (int((k[:, 2] > 0).sum()), 2))
+        noisy.append({"image_id": a["image_id"], "keypoints": k.reshape(-1).tolist(), "score": 1.0})
+    rep = disagreement_report({"normal": exact, "dark": exact, "motion_blur": noisy}, val_split.data)
+    for key in ("transl", "rot"):
+        lo, hi = rep[f"spearman_{key}_interval"]
+        assert -1 <= lo <= hi <= 1 and np.isfinite(rep[f"spearman_{key}"])
+    lo, hi = rep["spearman_transl_interval"]
+    assert lo < rep["spearman_transl"] < hi and lo > 0
+    sp = rep["sparsification_transl"]                               # the plot's per-person data as before
+    assert len(sp["curve"]) == len(sp["oracle"]) == len(sp["fractions"]) == 20
+    assert all("transl" in p and "error" in p for p in rep["persons"])
