@@ -35,18 +35,10 @@ def str2bool(v) -> bool:
 
 
 def _number(kind, low=None, high=None, low_open=False):
-    """An argparse type: a ``kind`` number in ``[low, high]`` (``(low, high]`` with ``low_open``)."""
-    def parse(v):
-        try:
-            x = kind(v)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {v!r}") from None
-        if (low is not None and (x <= low if low_open else x < low)) or (high is not None and x > high) or x != x:
-            lo = "" if low is None else (f"> {low}" if low_open else f">= {low}")
-            hi = "" if high is None else f"<= {high}"
-            raise argparse.ArgumentTypeError(f"{v}: must be {' and '.join(t for t in (lo, hi) if t)}")
-        return x
-    return parse
+    """An argparse type: a ``kind`` number in ``[low, high]`` (``(low, high]`` with ``low_open``),
+    checked by the :class:`~keras_openpose.config.Rule` that checks the experiment YAML."""
+    from .config import Rule
+    return Rule(kind, low, high, low_open).flag()
 
 
 POSITIVE_INT, POSITIVE = _number(int, 1), _number(float, 0, low_open=True)
@@ -88,6 +80,13 @@ def run(fn, argv=None):
     except Preempted as e:
         print(f"preempted: {e}", file=sys.stderr)
         sys.exit(PREEMPTED_EXIT_CODE)
+    except (OSError, RuntimeError) as e:   # a read or write the OS refused: a full disk, a read-only file system
+        from .files import os_error_line
+        line = os_error_line(e)
+        if line is None or os.environ.get("KERAS_OPENPOSE_TRACEBACK"):
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted: completed work is saved; run the same command again to resume", file=sys.stderr)
         sys.exit(130)
@@ -100,6 +99,15 @@ def run(fn, argv=None):
 def _experiment(a):
     from .config import ExperimentConfig
     return ExperimentConfig.from_yaml(a.experiment)
+
+
+def _check_model_file(path):
+    """"not found" for a missing model file, before TensorFlow is imported (the shipped pretrained
+    network is made on first use: it may be missing)."""
+    from .weights import PRETRAINED_IR, PRETRAINED_WEIGHTS
+    p = Path(path)
+    if not p.exists() and not (p.resolve() == PRETRAINED_WEIGHTS.resolve() and PRETRAINED_IR.is_file()):
+        raise DataError(f"{p}: model file not found")
 
 
 def _data_args(p, split_flag="--split", required_split=False):
@@ -121,37 +129,26 @@ def _split(a, exp, which: str = "train"):
                       getattr(d, f"{which}_annotations"), a.images or getattr(d, f"{which}_images"))
 
 
-_DECODE_HELP = {"peak_threshold": "minimum heatmap value of a keypoint candidate",
-                "smooth_sigma": "Gaussian smoothing of the heatmaps before NMS (cells)",
-                "refine": "sub-pixel peak refinement (True/False)",
-                "paf_samples": "points sampled along each candidate limb",
-                "paf_threshold": "PAF projection a sample needs to support a limb",
-                "paf_min_fraction": "share of supporting samples a limb needs",
-                "length_prior": "penalise limbs longer than half the image height (True/False)",
-                "min_parts": "people with fewer parts are dropped (1 keeps lone peaks as 1-keypoint people: "
-                             "best COCO AP; 3-4 for displays without fragments)",
-                "short_limb": "limbs shorter than this (cells) are judged by proximity where their PAF is empty",
-                "min_mean_score": "people with a lower mean part+limb score are dropped"}
-
-
 def _decode_args(p):
+    """The decoder flags: one per :class:`~keras_openpose.codec.DecodeOptions` field, each with the
+    type, range and help of its :data:`keras_openpose.config.RULES` entry (the rule of the YAML)."""
     from .codec import DecodeOptions
+    from .config import field_rule
     g = p.add_argument_group("decoder (default: the model's own options, then the experiment's decode section)")
     for f in dataclasses.fields(DecodeOptions):
-        kind = str2bool if f.type in (bool, "bool") else (int if f.type in (int, "int") else float)
-        g.add_argument("--" + f.name.replace("_", "-"), dest="decode_" + f.name, type=kind, default=None,
-                       help=f"{_DECODE_HELP.get(f.name, '')} (default {f.default})")
+        rule = field_rule(DecodeOptions, f.name)
+        g.add_argument("--" + f.name.replace("_", "-"), dest="decode_" + f.name, type=rule.flag(), default=None,
+                       help=f"{rule.help}: {rule.describe()} (default {f.default})")
 
 
 def _decode_overrides(a) -> dict:
-    """Decoder options set explicitly: the experiment file's ``decode`` keys, then the flags."""
-    from .codec import decode_options
+    """Decoder options set explicitly: the experiment file's ``decode`` keys, then the flags (both
+    checked by the same rules)."""
     out = {}
     if a.experiment:
-        from .config import load_yaml
-        raw = load_yaml(a.experiment).get("decode") or {}
-        decode_options(raw, f"{a.experiment}:decode")  # unknown keys -> DataError
-        out.update(raw)
+        from .config import ExperimentConfig, load_yaml
+        decode = ExperimentConfig.from_yaml(a.experiment).decode    # unknown keys, bad values -> DataError
+        out.update({k: getattr(decode, k) for k in load_yaml(a.experiment).get("decode") or {}})
     out.update({k[len("decode_"):]: v for k, v in vars(a).items() if k.startswith("decode_") and v is not None})
     return out
 
@@ -184,8 +181,10 @@ def generate_masks(argv=None):
     _data_args(p)
     p.add_argument("--out", required=True, help="output folder of PNG masks")
     a = p.parse_args(argv)
+    from .files import check_output_dir
     from .store import write_masks
     split = _split(a, _experiment(a))
+    check_output_dir(a.out)
     n = write_masks(split, a.out, progress=True)
     print(f"{a.out}: {n} masks written ({len(split.image_ids)} images in {split.split})")
 
@@ -238,7 +237,9 @@ def make_test_domains(argv=None):
     p.add_argument("--resolution-factor", type=_number(float, 0, 1, low_open=True), default=None, help="down-scaling factor (default 0.5)")
     a = p.parse_args(argv)
     from .coco import make_domain_test_set, resolve_test_list
+    from .files import check_output_dir
     exp = _experiment(a)
+    check_output_dir(a.out)
     split = _split(a, exp, "test")
     ids = resolve_test_list(a.test_list, split, a.seed)
     strength = {"dark": a.dark_factor, "motion_blur": a.blur_length, "resolution": a.resolution_factor}
@@ -260,14 +261,32 @@ def check_coco(argv=None):
     p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
     p.add_argument("--no-read", action="store_true", help="only check that files exist (fast)")
     a = p.parse_args(argv)
-    from .coco import check_root, check_split
+    from .coco import annotation_path, check_root, check_split
+    exp = _experiment(a)        # a missing or bad --experiment is an error, never ignored
     if a.annotations:
         ann = Path(a.annotations)
         rep = {ann.stem: check_split(ann, Path(a.images) if a.images else ann.parent, not a.no_read)}
     elif a.coco_root:
         rep = check_root(a.coco_root, a.splits.split(",") if a.splits else None, read_images=not a.no_read)
+    elif a.experiment:          # the experiment's data section: its train and test splits
+        d = exp.data
+
+        def resolve(p):
+            p = Path(p)
+            return p if p.is_absolute() or p.exists() else PROJECT_ROOT / p
+        root = resolve(d.coco_root)
+        rep = {}
+        for which in ("train", "test"):
+            split = getattr(d, f"{which}_split")
+            if a.splits and split not in a.splits.split(","):
+                continue
+            ann = getattr(d, f"{which}_annotations")
+            ann = resolve(ann) if ann else annotation_path(root, split)
+            images = getattr(d, f"{which}_images")
+            images = resolve(images) if images else (ann.parent if getattr(d, f"{which}_annotations") else root / split)
+            rep[split] = check_split(ann, images, not a.no_read, name=split)
     else:
-        raise DataError("give --coco-root or --annotations")
+        raise DataError("give --coco-root, --annotations or --experiment")
     bad = 0
     for split, r in rep.items():
         problems = len(r["problems"]) + (1 if r["errors"] and not r["images"] else 0)
@@ -298,10 +317,18 @@ def train_pose(argv=None):
                  "python training/train_pose.py --effect '' --store dataset/train2017.h5 --config vgg19 --precision mixed_float16",
                  "python training/train_pose.py --experiment configs/quickstart.yaml --store runs/hands.h5 --skeleton auto --models-dir runs/hand_models",
                  "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --config tiny",
+                 "python training/train_pose.py --effect _motion_blur --init-from models/pose_normal.keras --distill-from models/pose_normal.keras --images my_photos --config lightweight",
                  "python -m keras_openpose.launch --workers 2 -- python training/train_pose.py --store runs/train2017.h5 --config tiny --batch-size 8 --distribute multiworker",
                  "TF_CONFIG='{\"cluster\": {\"worker\": [\"host0:23456\", \"host1:23456\"]}, \"task\": {\"type\": \"worker\", \"index\": 0}}' python training/train_pose.py ... --distribute multiworker"])
     p.add_argument("--effect", default=None, help="'' (normal), _dark or _motion_blur (default: the experiment's)")
-    p.add_argument("--store", required=True, help="training store(s) from generate_hdf5_coco2014.py, comma-separated")
+    p.add_argument("--store", default=None, help="training store(s) from generate_hdf5_coco2014.py, comma-separated "
+                   "(this and/or --images)")
+    p.add_argument("--images", default=None, help="folder of unlabelled photos: random views, trained against the "
+                   "--distill-from teacher only (besides the --store samples, or instead of them)")
+    p.add_argument("--distill-from", default=None, help="teacher .keras model (e.g. models/pose_normal.keras): it sees "
+                   "the clean crop, the expert the degraded one; adds the masked L2 to its last-stage maps")
+    p.add_argument("--distill-weight", type=_number(float, 0), default=None,
+                   help="weight of the teacher term (default 1.0)")
     p.add_argument("--config", default=None, help="network: vgg19 (CMU), lightweight, tiny")
     p.add_argument("--skeleton", default=None, help="auto (default: OpenPose COCO-18 for COCO persons, else the "
                    "dataset's), dataset, a shipped name (coco17, hand21, aic14, ap10k17) or a YAML file")
@@ -339,6 +366,8 @@ def train_pose(argv=None):
                              ("optimizer", cfg.train, "optimizer"), ("precision", cfg.train, "precision"),
                              ("seed", cfg.train, "seed"), ("distribute", cfg.train, "distribute"),
                              ("worker_timeout", cfg.train, "worker_timeout"),
+                             ("images", cfg.train, "images"), ("distill_from", cfg.train, "distill_from"),
+                             ("distill_weight", cfg.train, "distill_weight"),
                              ("crop", cfg.train.augment, "crop")):
         if getattr(a, flag) is not None:
             setattr(obj, field, getattr(a, flag))
@@ -351,8 +380,10 @@ def train_pose(argv=None):
     from .train import get_strategy, worker_info
     if not worker_info(get_strategy(cfg.train.distribute))[2]:
         return   # only the chief publishes
-    dst = publish_model(final, a.models_dir, cfg.train.effect,
-                        {"config": cfg.model, "steps": cfg.train.steps, "run": str(out)})
+    extra = {"config": cfg.model, "steps": cfg.train.steps, "run": str(out)}
+    if cfg.train.distill_from:
+        extra["distill_from"] = cfg.train.distill_from
+    dst = publish_model(final, a.models_dir, cfg.train.effect, extra)
     print(f"{final} -> {dst}")
 
 
@@ -470,8 +501,20 @@ def _eval_args(p):
     p.add_argument("--eval_compute_keypoint", type=str2bool, default=True, help="COCO eval + PCK (True/False)")
     p.add_argument("--out", default=str(PROJECT_ROOT / "eval" / "results"), help="results folder")
     p.add_argument("--overlays", type=str2bool, default=False, help="write per-image skeleton overlays")
+    p.add_argument("--any-keypoint-names", action="store_true",
+                   help="score a model on data whose keypoint names differ from its own (same count; the user "
+                        "vouches that keypoint k means the same in both); refused otherwise")
     _inference_args(p)
     _decode_args(p)
+
+
+def _check_names(a, skeleton, split):
+    """A model meets annotations: the same keypoints by name, not only by count."""
+    from .coco import keypoint_names
+    from .skeleton import check_same_skeleton
+    if not a.any_keypoint_names:
+        check_same_skeleton(skeleton, keypoint_names(split.data), f"{split.annotation_file} (--any-keypoint-names "
+                            "to score anyway)")
 
 
 def _setup_eval(a, exp):
@@ -497,6 +540,8 @@ def eval_single_scale(argv=None):
     p.add_argument("--weights", default=None, help="a .keras model (default <models-dir>/pose_<domain>.keras)")
     _eval_args(p)
     a = p.parse_args(argv)
+    from .files import check_output_dir
+    check_output_dir(a.out)                   # before TensorFlow and the network
     from .domains import effect_from_flag
     from .evaluate import check_layout, evaluate_predictor, model_tag, reference_subsets, results_dir, summary_line
     from .inference import PoseEstimator
@@ -509,6 +554,7 @@ def eval_single_scale(argv=None):
     if a.compute_keypoint or Path(weights).exists():
         est = PoseEstimator.from_weights(weights, _inference_options(a, exp), **_decode_overrides(a))
         check_layout(split, est.codec)
+        _check_names(a, est.skeleton, split)
         skeleton = est.skeleton
     else:  # scoring cached predictions: the experiment's skeleton for the data
         from .config import resolve_skeleton
@@ -536,6 +582,8 @@ def ensemble(argv=None):
                         "training targets): tells weak experts apart where AP is 0")
     _eval_args(p)
     a = p.parse_args(argv)
+    from .files import check_output_dir
+    check_output_dir(a.out)
     from .ensemble import Ensemble
     from .evaluate import check_layout, evaluate_predictor, map_scores, model_tag, results_dir, summary_line
     from .files import write_json_atomic
@@ -544,6 +592,7 @@ def ensemble(argv=None):
     ens = Ensemble.from_models_dir(a.models_dir, _inference_options(a, exp), need_classifier=a.mode != "all",
                                    fuse_temperature=a.fuse_temperature, **_decode_overrides(a))
     check_layout(split, ens.codec)
+    _check_names(a, ens.codec.skeleton, split)
     skeleton = ens.codec.skeleton
     if a.mode == "all":
         for d, est in ens.experts.items():
@@ -614,6 +663,9 @@ def export(argv=None):
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     from .export import export_model
+    from .files import check_output_file
+    _check_model_file(a.weights)
+    check_output_file(a.out, example=Path(a.weights).stem + {"onnx": ".onnx", "litert": ".tflite"}.get(a.format, ".xml"))
     size = None
     if a.input_size:
         try:
@@ -635,13 +687,15 @@ def predict(argv=None):
     p = _parser("python -m keras_openpose.predict",
                 "Estimate poses (any skeleton: the model file says which) in an image, a folder, a video "
                 "file or a webcam; write overlays and a COCO-style JSON (image_id = frame or file name).",
-                ["python -m keras_openpose.predict --weights runs/quickstart/models/pose_normal.keras --input dataset/sample/val2017/000000397133.jpg --out runs/predict",
+                ["python -m keras_openpose.predict --input photo.jpg        # the shipped network; overlays in runs/predict",
+                 "python -m keras_openpose.predict --weights runs/quickstart/models/pose_dark.keras --input dataset/sample/val2017/000000397133.jpg --out runs/predict",
                  "python -m keras_openpose.predict --weights models/pose_normal.keras --input clip.mp4 --out runs/clip --show-kpt-name --show-maps",
                  "python -m keras_openpose.predict --models-dir models --mode route --input 0 --out runs/webcam --max-frames 300",
                  "python -m keras_openpose.predict --weights runs/hand_models/pose_normal.keras --input hands/ --out runs/hands --peak-threshold 0.05"])
     p.add_argument("--input", required=True, help="image, folder, video file, or webcam index (0)")
-    p.add_argument("--out", required=True, help="output folder (overlays + poses.json)")
-    p.add_argument("--weights", help="one expert (.keras)")
+    p.add_argument("--out", default="runs/predict", help="output folder (overlays + poses.json; default runs/predict)")
+    p.add_argument("--weights", help="one network: .keras, .onnx, .tflite or OpenVINO .xml (default, without "
+                   "--models-dir: the shipped Lightweight OpenPose trained on COCO, models/pose_normal.keras)")
     p.add_argument("--models-dir", help="experts + classifier, with --mode route or fuse")
     p.add_argument("--mode", choices=["route", "fuse"], default="route")
     p.add_argument("--show-kpt-name", action="store_true", help="write part names on the overlay")
@@ -652,10 +706,18 @@ def predict(argv=None):
     _inference_args(p)
     _decode_args(p)
     a = p.parse_args(argv)
-    from .inference import predict_source
-    if not a.weights and not a.models_dir:
-        raise DataError("give --weights (one expert) or --models-dir (ensemble)")
+    from .files import check_output_dir
+    from .inference import check_source, predict_source
     exp = _experiment(a)
+    check_source(a.input)                 # cheap checks first: the input, the model, the output; then TensorFlow
+    for m in [a.weights] if a.weights else []:
+        _check_model_file(m)
+    if a.models_dir and not Path(a.models_dir).is_dir():
+        raise DataError(f"{a.models_dir}: models folder not found")
+    check_output_dir(a.out)
+    if not a.weights and not a.models_dir:
+        from .weights import PRETRAINED_WEIGHTS, ensure_pretrained
+        a.weights = str(ensure_pretrained(PRETRAINED_WEIGHTS))
     r = predict_source(a.input, a.out, weights=a.weights, models_dir=a.models_dir, mode=a.mode,
                        options=_inference_options(a, exp), decode=_decode_overrides(a), show_names=a.show_kpt_name,
                        show_maps=a.show_maps, max_frames=a.max_frames, track=a.track, smooth=a.smooth)

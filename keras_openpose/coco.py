@@ -79,8 +79,10 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
     store: every image and annotation that cannot be used is skipped and reported with its reason.
 
     Images are skipped for: not an object, missing ``id``/``file_name``/``height``/``width``, a
-    non-integer or duplicate id, a non-positive size. Annotations are skipped for: not an object,
-    missing ``id``/``image_id``/``keypoints``/``bbox``, a duplicate id, an image id without image,
+    non-integer or duplicate id, a non-positive size, a ``file_name`` outside the image folder
+    (absolute, or climbing out with ``..``: :func:`outside_folder`). Annotations are skipped for: not
+    an object, missing ``id``/``image_id``/``keypoints``/``bbox``, a duplicate id, an image id
+    without image, a ``category_id`` that is not a keypoint category of the file,
     keypoints that are not ``3K`` numbers (``K`` from the category's names, else the most common
     count), non-finite numbers, a negative visibility, a bbox that is not 4 finite numbers with
     positive width and height, a labelled keypoint more than :data:`OUTSIDE_MARGIN` x the image size
@@ -110,8 +112,10 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
             skip("image", where, "duplicate image id")
         elif not (_int_id(im["height"]) and _int_id(im["width"]) and im["height"] > 0 and im["width"] > 0):
             skip("image", where, f"bad size {im.get('width')!r}x{im.get('height')!r}")
-        elif not isinstance(im["file_name"], str) or not im["file_name"]:
+        elif not isinstance(im["file_name"], str) or not im["file_name"] or "\0" in im["file_name"]:
             skip("image", where, "bad file_name")
+        elif outside_folder(im["file_name"]):
+            skip("image", where, "file_name outside the image folder")
         else:
             images[im["id"]] = im
     names = next((c["keypoints"] for c in data["categories"]
@@ -122,6 +126,9 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
         counts = [len(a["keypoints"]) // 3 for a in data["annotations"]
                   if isinstance(a, dict) and isinstance(a.get("keypoints"), list) and len(a["keypoints"]) >= 3]
         K = max(set(counts), key=counts.count) if counts else 17
+    cats = [c for c in data["categories"] if isinstance(c, dict) and _int_id(c.get("id"))]
+    category_ids = {c["id"] for c in cats if isinstance(c.get("keypoints"), list) and c["keypoints"]} \
+        or {c["id"] for c in cats}
     anns, seen = [], set()
     for n, a in enumerate(data["annotations"]):
         where = _entry_name(a, "annotations", n)
@@ -137,6 +144,9 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
             continue
         if not _int_id(a["image_id"]) or a["image_id"] not in images:
             skip("annotation", where, f"image id {a['image_id']!r} has no image")
+            continue
+        if "category_id" in a and not (_int_id(a["category_id"]) and a["category_id"] in category_ids):
+            skip("annotation", where, f"category_id {a['category_id']!r} is not a keypoint category of the file")
             continue
         kp, bbox = a["keypoints"], a["bbox"]
         if not isinstance(kp, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in kp):
@@ -182,6 +192,18 @@ def validate_annotations(data: dict, source: str = "annotations") -> tuple[dict,
     return {**data, "images": list(images.values()), "annotations": anns}, problems
 
 
+def outside_folder(file_name: str) -> bool:
+    """Whether an image's ``file_name`` leaves the image folder: an absolute path (``/etc/x.jpg``,
+    ``C:\\x.jpg``) or one whose ``..`` climb above it. Such images are skipped: an annotation file
+    reads (and an overlay writes) inside its image folder only."""
+    import ntpath
+    import posixpath
+    if posixpath.isabs(file_name) or ntpath.isabs(file_name) or ntpath.splitdrive(file_name)[0]:
+        return True
+    norm = posixpath.normpath(file_name.replace("\\", "/"))
+    return norm == ".." or norm.startswith("../")
+
+
 def _entry_name(entry, section: str, n: int):
     """How the report names an entry: its id when it has a usable one, else ``section[n]``."""
     ident = entry.get("id") if isinstance(entry, dict) else None
@@ -217,14 +239,18 @@ def image_problem(data: bytes | None, height: int | None = None, width: int | No
     """
     if data is None:
         return None, "image not found"
-    head, tail = data[:8], data.rstrip(b"\0")[-4096:]
+    head, tail = data[:12], data.rstrip(b"\0")[-4096:]
     if head[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
         return None, "truncated JPEG (no end marker)"
-    if head == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
         return None, "truncated PNG (no IEND chunk)"
+    if head[:4] == b"GIF8" and b";" not in tail[-16:]:
+        return None, "truncated GIF (no trailer)"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP" and len(data) < 8 + int.from_bytes(head[4:8], "little"):
+        return None, "truncated WebP (shorter than its RIFF size)"
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        return None, "not a decodable image"
+        return None, "not a readable image"
     if height is not None and img.shape[:2] != (height, width):
         return None, f"size {img.shape[1]}x{img.shape[0]} differs from the annotation ({width}x{height})"
     return img, None
@@ -252,14 +278,29 @@ def keypoint_names(data: dict) -> tuple[str, ...] | None:
     return tuple(cat["keypoints"]) if cat else None
 
 
+#: The image types of every reader of the project (predict, eval, the classifier, the store): what
+#: OpenCV decodes here. Any other file of a folder given to predict is listed as skipped, by type.
+IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """Read an image as ``uint8 (H, W, 3)`` BGR; raises :class:`DataError` naming the file."""
+    """The one image reader (predict, eval, the classifier; the store checks the same way): an
+    image file as ``uint8 (H, W, 3)`` BGR, refused when :func:`image_problem` finds it truncated or
+    undecodable (a GIF gives its first frame).
+
+    Raises:
+        DataError: ``<file>: image not found``, ``<file>: truncated JPEG (no end marker)``, ...
+    """
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: image not found")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"{path}: not a readable image")
+        raise DataError(f"{path}: image not found" if not path.exists() else f"{path}: not a file")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror})") from None
+    img, reason = image_problem(data)
+    if reason:
+        raise DataError(f"{path}: {reason}")
     return img
 
 
@@ -267,7 +308,7 @@ def decode_image(data: bytes, name: str = "<bytes>") -> np.ndarray:
     """Decode JPEG/PNG bytes to ``uint8 (H, W, 3)`` BGR; raises :class:`DataError` naming ``name``."""
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
-        raise DataError(f"{name}: not a decodable image")
+        raise DataError(f"{name}: not a readable image")
     return img
 
 

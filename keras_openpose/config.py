@@ -20,8 +20,262 @@ from .errors import DataError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+# ---------------------------------------------------------------------------------------------
+# The one rule of every value: a YAML value, a command-line flag and a value set in code are all
+# checked by the same :class:`Rule` (type, range or choices, help).
+# ---------------------------------------------------------------------------------------------
+
+_TRUE, _FALSE = ("true", "t", "yes", "y", "1", "on"), ("false", "f", "no", "n", "0", "off")
+
+
+class ConfigValueError(DataError):
+    """A configuration value breaks its :class:`Rule`; ``key``, ``value`` and ``rule`` (the
+    rule's description) name the problem, :func:`from_dict` adds the file."""
+
+    def __init__(self, key: str, value, rule: str):
+        self.key, self.value, self.rule = key, value, rule
+        super().__init__(f"{key} = {value!r}: must be {rule}")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Type and range of one configuration value, shared by the experiment YAML
+    (:func:`from_dict`), the command-line flags (:meth:`flag`) and assignments in code.
+
+    Attributes:
+        kind: ``int``, ``float``, ``bool``, ``str`` or ``list`` (``items`` = each item's rule).
+        low, high: inclusive bounds (``low_open``: ``low`` excluded); numbers must be finite.
+        choices: the allowed values (strings).
+        optional: ``None`` is allowed ("as another setting").
+        help: one line for ``--help`` and for the error.
+    """
+
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple = ()
+    optional: bool = False
+    items: "Rule | None" = None
+    help: str = ""
+
+    def describe(self) -> str:
+        """The rule in words: ``an integer >= 1``, ``a number in [0, 1]``, ``one of adam, sgd``."""
+        if self.choices:
+            s = "one of " + ", ".join(map(str, self.choices))
+        elif self.kind is bool:
+            s = "True or False"
+        elif self.kind is list:
+            s = "a list" + (f" of {self.items.describe()}" if self.items else "")
+        elif self.kind is str:
+            s = "a text"
+        else:
+            s = "an integer" if self.kind is int else "a number"
+            lo = None if self.low is None else (f"> {self.low:g}" if self.low_open else f">= {self.low:g}")
+            if lo and self.high is not None:
+                s += f" in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+            elif lo or self.high is not None:
+                s += " " + (lo or f"<= {self.high:g}")
+        return s + (" or null" if self.optional else "")
+
+    def check(self, value, key: str = "value"):
+        """``value`` as the field holds it (a text as a flag gives it is parsed the same way; an
+        integer is taken for a number), or :class:`ConfigValueError`."""
+        def bad():
+            return ConfigValueError(key, value, self.describe())
+        if value is None:
+            if self.optional:
+                return None
+            raise bad()
+        kind = self.kind
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            s = str(value).strip().lower() if isinstance(value, str) else None
+            if s in _TRUE or s in _FALSE:
+                return s in _TRUE
+            raise bad()
+        if kind is list:
+            if not isinstance(value, (list, tuple)) or not value:
+                raise bad()
+            return [self.items.check(v, f"{key}[{n}]") for n, v in enumerate(value)] if self.items else list(value)
+        if kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                raise bad()
+            return value
+        if isinstance(value, bool):
+            raise bad()
+        try:
+            if isinstance(value, str):
+                x = kind(value.strip())
+            elif kind is int and isinstance(value, int):
+                x = int(value)
+            elif kind is float and isinstance(value, (int, float)):
+                x = float(value)
+            else:
+                raise bad()
+        except (ValueError, OverflowError):
+            raise bad() from None
+        if x != x or x in (float("inf"), float("-inf")):
+            raise bad()
+        if self.low is not None and (x <= self.low if self.low_open else x < self.low):
+            raise bad()
+        if self.high is not None and x > self.high:
+            raise bad()
+        if self.choices and x not in self.choices:
+            raise bad()
+        return x
+
+    def flag(self):
+        """An ``argparse`` type obeying this rule (the error names the value and the rule)."""
+        import argparse
+
+        def parse(text):
+            try:
+                return self.check(text)
+            except ConfigValueError as e:
+                raise argparse.ArgumentTypeError(f"{text}: must be {e.rule}") from None
+        parse.__name__ = self.kind.__name__   # argparse names the type in its messages
+        return parse
+
+
+def _rules():
+    from .domains import DOMAINS, EXPERT_DOMAINS
+    R = Rule
+    fraction = dict(low=0.0, high=1.0)
+    return {
+        # data
+        "DataConfig.coco_root": R(str, help="COCO root (relative: to the project root)"),
+        "DataConfig.test_domains": R(list, items=R(str, choices=DOMAINS), help="test domains"),
+        # codec
+        "CodecConfig.stride": R(int, 1, 64, help="network stride, input pixels per map cell"),
+        "CodecConfig.sigma": R(float, 0, 100, low_open=True, help="heatmap Gaussian sigma, input pixels"),
+        "CodecConfig.limb_width": R(float, 0, 100, low_open=True, help="PAF limb width, input pixels"),
+        # decoder
+        "DecodeOptions.peak_threshold": R(float, **fraction, help="minimum heatmap value of a keypoint candidate"),
+        "DecodeOptions.smooth_sigma": R(float, 0, 50, help="Gaussian smoothing of the heatmaps before NMS (cells)"),
+        "DecodeOptions.refine": R(bool, help="sub-pixel peak refinement"),
+        "DecodeOptions.paf_samples": R(int, 2, 1000, help="points sampled along each candidate limb"),
+        "DecodeOptions.paf_threshold": R(float, -1, 1, help="PAF projection a sample needs to support a limb"),
+        "DecodeOptions.paf_min_fraction": R(float, **fraction, help="share of supporting samples a limb needs"),
+        "DecodeOptions.length_prior": R(bool, help="penalise limbs longer than half the image height"),
+        "DecodeOptions.min_parts": R(int, 1, 10_000, help="people with fewer parts are dropped (1 keeps lone peaks "
+                                     "as 1-keypoint people: best COCO AP; 3-4 for displays without fragments)"),
+        "DecodeOptions.min_mean_score": R(float, 0, 10, help="people with a lower mean part+limb score are dropped"),
+        "DecodeOptions.short_limb": R(float, 0, 1000, help="limbs shorter than this (cells) are judged by proximity "
+                                      "where their PAF is empty"),
+        # augmentation
+        "AugmentConfig.crop": R(int, 32, 2048, help="training crop size (368 in the paper)"),
+        "AugmentConfig.target_dist": R(float, 0, 10, low_open=True, help="main person's height / crop"),
+        "AugmentConfig.scale_min": R(float, 0, 10, low_open=True, help="scale jitter, lower end"),
+        "AugmentConfig.scale_max": R(float, 0, 10, low_open=True, help="scale jitter, upper end"),
+        "AugmentConfig.max_rotation": R(float, 0, 180, help="degrees"),
+        "AugmentConfig.centre_jitter": R(float, 0, 10_000, help="source pixels"),
+        "AugmentConfig.flip_prob": R(float, **fraction, help="probability of a horizontal flip"),
+        # training
+        "TrainConfig.effect": R(str, choices=DOMAINS if "normal" in DOMAINS else EXPERT_DOMAINS,
+                                help="domain of the expert"),
+        "TrainConfig.batch_size": R(int, 1, 1 << 20, help="global batch"),
+        "TrainConfig.steps": R(int, 1, help="training steps"),
+        "TrainConfig.steps_per_epoch": R(int, 1, help="steps per checkpoint"),
+        "TrainConfig.optimizer": R(str, choices=("adam", "sgd", "sgd_cmu"), help="sgd_cmu: CMU lr multipliers"),
+        "TrainConfig.learning_rate": R(float, 0, 10, low_open=True, help="base learning rate"),
+        "TrainConfig.lr_step": R(int, 1, help="steps between learning-rate decays"),
+        "TrainConfig.lr_gamma": R(float, 0, 1, low_open=True, help="learning-rate decay factor"),
+        "TrainConfig.weight_decay": R(float, 0, 1, help="L2 on kernels"),
+        "TrainConfig.precision": R(str, choices=("mixed_bfloat16", "mixed_float16", "float32", "bfloat16"),
+                                   help="Keras dtype policy"),
+        "TrainConfig.seed": R(int, 0, 2**32 - 1, help="seed"),
+        "TrainConfig.workers": R(int, 0, 1024, help="parallel calls of the data map (0 = autotune)"),
+        "TrainConfig.distribute": R(str, choices=("none", "mirrored", "multiworker"), help="tf.distribute strategy"),
+        "TrainConfig.worker_timeout": R(float, 0, 7 * 86400, low_open=True, help="seconds to wait for a peer"),
+        "TrainConfig.distill_weight": R(float, 0, 1000, help="weight of the distillation loss"),
+        # fine-tuning, classifier
+        "FinetuneConfig.steps": R(int, 1, optional=True, help="fine-tuning steps (null: as train)"),
+        "FinetuneConfig.learning_rate": R(float, 0, 10, low_open=True, optional=True,
+                                          help="fine-tuning learning rate (null: as train)"),
+        "FinetuneConfig.distill_weight": R(float, 0, 1000, help="weight of the distillation loss of the experts"),
+        "ClassifierConfig.epochs": R(int, 1, 100_000, help="classifier epochs"),
+        "ClassifierConfig.val_fraction": R(float, 0, 0.9, low_open=True, help="share of --train images held out"),
+        "ClassifierConfig.dark_lights": R(float, **fraction, help="share of dark images with lamps kept clipped"),
+        "ClassifierConfig.seed": R(int, 0, 2**32 - 1, help="seed"),
+        # inference
+        "InferenceOptions.box_size": R(int, 16, 4096, help="input height in pixels before scales"),
+        "InferenceOptions.scales": R(list, items=R(float, 0, 8, low_open=True), help="multiples of the box"),
+        "InferenceOptions.max_side": R(int, 64, 16384, help="longest side of the network input"),
+    }
+
+
+#: ``"<Section class>.<field>"`` -> :class:`Rule`; a field without an entry is checked against its
+#: annotation (``int``, ``float``, ``bool``, ``str``, ``list``, ``X | None``).
+RULES: dict[str, Rule] = _rules()
+
+_KINDS = {"int": int, "float": float, "bool": bool, "str": str, "list": list, "tuple": list}
+
+
+def field_rule(cls, name: str) -> Rule | None:
+    """The :class:`Rule` of field ``name`` of dataclass ``cls`` (:data:`RULES`, else from its
+    annotation; ``None`` for nested sections and annotations without a plain type)."""
+    rule = RULES.get(f"{cls.__name__}.{name}")
+    if rule is not None:
+        return rule
+    f = next((f for f in dataclasses.fields(cls) if f.name == name), None)
+    if f is None:
+        return None
+    parts = [p.strip() for p in str(getattr(f.type, "__name__", f.type)).split("|")]
+    optional = "None" in parts
+    kinds = [_KINDS.get(p) for p in parts if p != "None"]
+    if len(kinds) != 1 or kinds[0] is None:
+        return None
+    return Rule(kinds[0], optional=optional)
+
+
+def flag_type(key: str):
+    """The argparse type of the value ``"<Section class>.<field>"`` (one rule with the YAML)."""
+    cls_name, name = key.split(".")
+    return field_rule(globals()[cls_name], name).flag()
+
+
+#: What each section class is called in an experiment file (for messages).
+_SECTIONS = {"DataConfig": "data", "CodecConfig": "codec", "DecodeOptions": "decode", "TrainConfig": "train",
+             "AugmentConfig": "train.augment", "FinetuneConfig": "finetune", "ClassifierConfig": "classifier",
+             "InferenceOptions": "inference", "ExperimentConfig": ""}
+
+
+def check_value(cls, name: str, value):
+    """``value`` checked against field ``name`` of ``cls`` (:func:`field_rule`); raises
+    :class:`ConfigValueError` naming ``<section>.<name>``, the value and the rule."""
+    rule = field_rule(cls, name)
+    if rule is None:
+        return value
+    section = _SECTIONS.get(cls.__name__, cls.__name__)
+    value = rule.check(value, f"{section}.{name}" if section else name)
+    return tuple(value) if rule.kind is list and cls.__name__ == "InferenceOptions" else value
+
+
+def check_values(obj):
+    """Check every field of dataclass instance ``obj`` against its rule, keeping the value as the
+    rule reads it (``"0.2"`` -> ``0.2``), for classes that do not check on assignment (e.g.
+    :class:`~keras_openpose.codec.DecodeOptions`)."""
+    for f in dataclasses.fields(obj):
+        if not dataclasses.is_dataclass(getattr(obj, f.name)):
+            object.__setattr__(obj, f.name, check_value(type(obj), f.name, getattr(obj, f.name)))
+    return obj
+
+
+class _Checked:
+    """A section whose every assignment (constructor, YAML, flag, code) obeys its :class:`Rule`."""
+
+    def __setattr__(self, name, value):
+        if name in getattr(type(self), "__dataclass_fields__", {}):
+            value = check_value(type(self), name, value)
+            if dataclasses.is_dataclass(value) and not isinstance(value, _Checked):
+                check_values(value)     # e.g. the decoder options
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class DataConfig:
+class DataConfig(_Checked):
     """Where the data is. A COCO root holds ``annotations/person_keypoints_<split>.json`` and
     ``<split>/``; any other COCO-format set is named by its annotation file and image folder.
 
@@ -45,7 +299,7 @@ class DataConfig:
 
 
 @dataclass
-class CodecConfig:
+class CodecConfig(_Checked):
     """Map settings of :class:`~keras_openpose.codec.PafCodec` (input pixels)."""
 
     stride: int = DEFAULT_STRIDE
@@ -54,7 +308,7 @@ class CodecConfig:
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(_Checked):
     """One affine warp per sample (Cao et al. 2017 §4 / the reference's data generator, with scale
     augmentation really applied).
 
@@ -80,9 +334,14 @@ class AugmentConfig:
     randomize_effect: bool = True
     enabled: bool = True
 
+    def __post_init__(self):
+        if self.scale_min > self.scale_max:
+            raise ConfigValueError("train.augment.scale_min", self.scale_min,
+                                   f"<= train.augment.scale_max ({self.scale_max:g})")
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Checked):
     """A training run of one expert.
 
     Attributes:
@@ -100,6 +359,13 @@ class TrainConfig:
         worker_timeout: seconds a distributed run waits for a peer (start-up and every collective)
             before it stops with an error naming the missing worker.
         xla: compile the train step with XLA (faster on GPUs; about 2x slower on this CPU).
+        distill_from: a ``.keras`` teacher network (e.g. the normal expert) for label-free
+            adaptation: the teacher sees the clean crop, the student the degraded one (same warp),
+            and the loss adds ``distill_weight x`` the masked L2 of every student stage output to
+            the teacher's last-stage maps (:mod:`keras_openpose.train`). ``None``: no teacher.
+        distill_weight: weight of the teacher term (>= 0).
+        images: a folder of unlabelled photos sampled besides (or instead of) the stores: a random
+            view of a photo per sample, distillation loss only (needs ``distill_from``).
     """
 
     effect: str = "normal"
@@ -117,19 +383,32 @@ class TrainConfig:
     distribute: str = "none"
     worker_timeout: float = 300.0
     xla: bool = False
+    distill_from: str | None = None
+    distill_weight: float = 1.0
+    images: str | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass
-class FinetuneConfig:
-    """The dark and motion-blur experts, fine-tuned from the normal one (``None`` = as ``train``)."""
+class FinetuneConfig(_Checked):
+    """The dark and motion-blur experts, fine-tuned from the normal one (``None`` = as ``train``).
+
+    Attributes:
+        init_from: the normal network the experts start from (relative paths: to the project root);
+            default the shipped pretrained Lightweight OpenPose (made from its IR on first use).
+        distill: also distil the normal network into each expert: the teacher sees the clean crop,
+            the expert its degraded copy (``TrainConfig.distill_from``), with ``distill_weight``.
+    """
 
     steps: int | None = None
     learning_rate: float | None = None
+    init_from: str = "models/pose_normal.keras"
+    distill: bool = False
+    distill_weight: float = 1.0
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(_Checked):
     """The domain classifier (:func:`keras_openpose.classifier.train_classifier`)."""
 
     epochs: int = 10
@@ -139,7 +418,7 @@ class ClassifierConfig:
 
 
 @dataclass
-class InferenceOptions:
+class InferenceOptions(_Checked):
     """How an image is fed to the network (CMU's convention).
 
     Attributes:
@@ -167,7 +446,7 @@ class InferenceOptions:
 
 
 @dataclass
-class ExperimentConfig:
+class ExperimentConfig(_Checked):
     """One experiment (see module doc).
 
     Attributes:
@@ -241,28 +520,36 @@ def to_dict(cfg) -> dict:
     return d
 
 
-def from_dict(cls, data: dict, source: str = "config"):
-    """Build dataclass ``cls`` from a dict, recursing into nested dataclasses; unknown keys raise
-    :class:`DataError` naming them and ``source``."""
+def from_dict(cls, data: dict, source: str = "config", file: str | None = None):
+    """Build dataclass ``cls`` from a dict, recursing into nested dataclasses. Unknown keys, and
+    values that break their :class:`Rule` (:data:`RULES`), raise :class:`DataError` naming the file,
+    the key, the value and the rule."""
+    file = file or source
     if not isinstance(data, dict):
         raise DataError(f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     names = {f.name: f for f in dataclasses.fields(cls)}
     unknown = set(data) - set(names)
     if unknown:
-        raise DataError(f"{source}: unknown {cls.__name__} keys: {', '.join(sorted(unknown))} "
+        raise DataError(f"{source}: unknown {cls.__name__} keys: {', '.join(sorted(map(str, unknown)))} "
                         f"(known: {', '.join(names)})")
     kwargs = {}
     for k, v in data.items():
         sub = names[k].default_factory if names[k].default_factory is not dataclasses.MISSING else None
         if sub is not None and dataclasses.is_dataclass(sub) and isinstance(v, dict):
-            kwargs[k] = from_dict(sub, v, f"{source}:{k}")
+            kwargs[k] = from_dict(sub, v, f"{source}:{k}", file)
         elif sub is not None and dataclasses.is_dataclass(sub) and v is not None:
             raise DataError(f"{source}: {k} must be a mapping, got {v!r}")
+        elif sub is not None and dataclasses.is_dataclass(sub):
+            continue                    # an empty section: its defaults
         else:
             kwargs[k] = v
     try:
-        return cls(**kwargs)
-    except TypeError as e:
+        obj = cls(**kwargs)
+        return obj if isinstance(obj, _Checked) else check_values(obj)
+    except ConfigValueError as e:
+        rule = RULES.get(f"{cls.__name__}.{e.key.rsplit('.', 1)[-1].split('[')[0]}")
+        raise DataError(f"{file}: {e}" + (f" ({rule.help})" if rule and rule.help else "")) from None
+    except (TypeError, ValueError) as e:
         raise DataError(f"{source}: {e}") from None
 
 

@@ -1,10 +1,17 @@
 """Image domains: the degradations that define the experts' training data and the test domains.
 
 * ``dark``: brightness scaled by ``factor`` (reference default 0.5, = PIL ``ImageEnhance.Brightness``):
-  ``out = round(img * factor)``.
+  ``out = round(img * factor)`` (:func:`darken`; the test domain and the classifier). The dark
+  expert trains on a mix (:func:`dark_training_effect`, :data:`DARK_TRAIN_MIX`): half its samples
+  :func:`darken` at a random factor, half :func:`low_light` (a simulated low-light capture: linear
+  light x a log-uniform exposure, sensor noise, JPEG, lamps kept clipped or not), so it also sees
+  the noise and tone curve of real night frames.
 * ``motion_blur``: a linear box kernel of ``length`` pixels (reference default 30, horizontal) at
   ``angle`` degrees, centred on the pixel (the reference's even 30x30 kernel was shifted by one
   pixel; here a length-30 box is an odd kernel of 31 taps with half weights on the two end taps).
+* ``low_light``: a realistic low-light capture (:func:`low_light`: linear light x ``exposure``,
+  Poisson-Gaussian sensor noise, JPEG; default exposure 0.1, lamps kept), the test domain of the
+  dark expert beside the synthetic ``dark``.
 * ``resolution``: down-scaling by ``factor`` (default 0.5, area interpolation). The test domain keeps
   the small image; the annotations are rescaled by :func:`keras_openpose.coco.rescale_annotations`.
 
@@ -17,13 +24,20 @@ import numpy as np
 
 from .errors import DataError
 
-DOMAINS = ("normal", "dark", "motion_blur", "resolution")
+DOMAINS = ("normal", "dark", "low_light", "motion_blur", "resolution")
 #: The trained experts and the classifier's classes, in the reference's index order.
 EXPERT_DOMAINS = ("normal", "dark", "motion_blur")
-#: Reference strengths (reference-system.md §2): the defaults of every effect.
-DEFAULT_STRENGTH = {"normal": None, "dark": 0.5, "motion_blur": 30.0, "resolution": 0.5}
+#: The original project's strengths (ainu412 keras-openpose-reproduce, its dark and motion-blur
+#: generators): the defaults of every effect.
+DEFAULT_STRENGTH = {"normal": None, "dark": 0.5, "low_light": 0.1, "motion_blur": 30.0, "resolution": 0.5}
 #: Ranges drawn from when training (experts and classifier), so no single strength is memorised.
 TRAIN_STRENGTH_RANGE = {"dark": (0.25, 0.75), "motion_blur": (10.0, 45.0)}
+#: The dark expert's training effect (:func:`dark_training_effect`): the share of samples made with
+#: :func:`low_light` (the rest :func:`darken` at ``TRAIN_STRENGTH_RANGE["dark"]``), its exposure
+#: range (drawn log-uniformly: 0.03 = 5 stops darker, 0.5 = 1 stop), the probability of
+#: ``keep_highlights`` and the JPEG quality range (uniform integers, both ends included).
+DARK_TRAIN_MIX = {"low_light_share": 0.5, "exposure": (0.03, 0.5), "keep_highlights": 0.5,
+                  "jpeg_quality": (70, 95)}
 
 
 def effect_from_flag(effect: str) -> str:
@@ -33,7 +47,7 @@ def effect_from_flag(effect: str) -> str:
     if name in ("ours", ""):
         name = "normal"
     if name not in DOMAINS:
-        raise DataError(f"--effect {effect!r}: unknown effect; use one of '', _dark, _motion_blur, _resolution")
+        raise DataError(f"--effect {effect!r}: unknown effect; use one of '', _dark, _low_light, _motion_blur, _resolution")
     return name
 
 
@@ -101,8 +115,9 @@ def _linear_to_srgb(x):
 def low_light(img: np.ndarray, exposure: float = 0.1, rng: np.random.Generator | None = None,
               shot_noise: float = 0.01, read_noise: float = 0.002, keep_highlights: bool = True,
               jpeg_quality: int = 85) -> np.ndarray:
-    """A low-light capture of the scene, to check the classifier on darkness it was not trained on
-    (evaluation only; the dark expert and the classifier train on :func:`darken`).
+    """A low-light capture of the scene: half the dark expert's training samples
+    (:func:`dark_training_effect`), and a check of the classifier on darkness it was not trained on
+    (the classifier trains on :func:`darken`).
 
     sRGB -> linear light (IEC 61966-2-1), light x ``exposure``, heteroscedastic sensor noise of
     variance ``shot_noise * y + read_noise^2`` (the Poisson-Gaussian model of Foi et al. 2008, as
@@ -145,17 +160,56 @@ def apply_effect(img: np.ndarray, domain: str, strength: float | None = None, an
         return darken(img, s)
     if domain == "motion_blur":
         return motion_blur(img, s, angle)
+    if domain == "low_light":      # the test domain: exposure s, sensor noise seeded by the image content
+        seed = int(np.frombuffer(img[::max(1, img.shape[0] // 16), ::max(1, img.shape[1] // 16)].tobytes(), np.uint8).sum())
+        return low_light(img, s, rng=np.random.default_rng(seed))
     if domain == "resolution":
         return downscale(img, s)
     raise DataError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
 
 
+def draw_dark_effect(rng: np.random.Generator) -> dict:
+    """One random draw of the dark expert's training effect (:data:`DARK_TRAIN_MIX`):
+    ``{"kind": "darken", "factor": f}`` or ``{"kind": "low_light", "exposure": e,
+    "keep_highlights": k, "jpeg_quality": q}`` (exposure log-uniform)."""
+    mix = DARK_TRAIN_MIX
+    if rng.uniform() >= mix["low_light_share"]:
+        lo, hi = TRAIN_STRENGTH_RANGE["dark"]
+        return {"kind": "darken", "factor": float(rng.uniform(lo, hi))}
+    lo, hi = mix["exposure"]
+    exposure = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
+    keep = bool(rng.uniform() < mix["keep_highlights"])
+    q_lo, q_hi = mix["jpeg_quality"]
+    return {"kind": "low_light", "exposure": exposure, "keep_highlights": keep,
+            "jpeg_quality": int(rng.integers(q_lo, q_hi + 1))}
+
+
+def dark_training_effect(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The dark expert's training effect: :func:`draw_dark_effect`, then :func:`darken` or
+    :func:`low_light` (its sensor noise drawn from ``rng`` after the parameters), so the result is
+    a function of ``img`` and the state of ``rng``.
+
+    Args:
+        img: ``uint8 (H, W, 3)`` BGR.
+    Returns:
+        ``(uint8 (H, W, 3), the drawn parameters)``.
+    """
+    p = draw_dark_effect(rng)
+    if p["kind"] == "darken":
+        return darken(img, p["factor"]), p
+    return low_light(img, p["exposure"], rng, keep_highlights=p["keep_highlights"],
+                     jpeg_quality=p["jpeg_quality"]), p
+
+
 def random_effect(img: np.ndarray, domain: str, rng: np.random.Generator, randomize: bool = True,
                   random_angle: bool = False) -> np.ndarray:
     """Apply ``domain`` at a strength drawn from :data:`TRAIN_STRENGTH_RANGE` (or the default when
-    ``randomize`` is False); ``random_angle`` draws the blur direction uniformly in [0, 180)."""
+    ``randomize`` is False); ``random_angle`` draws the blur direction uniformly in [0, 180).
+    ``dark`` with ``randomize`` is the expert's training mix (:func:`dark_training_effect`)."""
     if domain == "normal":
         return img
+    if randomize and domain == "dark":
+        return dark_training_effect(img, rng)[0]
     if randomize and domain in TRAIN_STRENGTH_RANGE:
         lo, hi = TRAIN_STRENGTH_RANGE[domain]
         s = float(rng.uniform(lo, hi))

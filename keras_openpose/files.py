@@ -15,6 +15,13 @@ def _tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp{os.getpid()}")
 
 
+def _name_path(e: OSError, path: Path):
+    """Re-raise ``e`` naming ``path`` when the OS did not name a file (``write`` on a full disk)."""
+    if e.filename is None and e.errno is not None:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    raise e
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on an
@@ -24,8 +31,11 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        yield tmp
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            os.replace(tmp, path)
+        except OSError as e:
+            _name_path(e, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -39,11 +49,15 @@ def atomic_write(path: str | Path, mode: str = "wb"):
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_name(path)
     try:
-        with open(tmp, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, mode) as f:
+                fault_point("atomic_write", path)
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as e:
+            _name_path(e, path)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -138,9 +152,34 @@ class OutputLock:
         return False
 
 
-def check_output_file(path: str | Path, what: str = "--out"):
-    """Fail early (before any work) when ``path`` cannot be written as a file: it is a folder, or
-    its folder cannot be created or written.
+def _probe_folder(folder: Path, what: str, path: Path):
+    """Create (and remove) a file in ``folder``: the one test of writability that sees a read-only
+    file system, permissions, ACLs and root squash alike."""
+    import tempfile
+
+    from .errors import DataError
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write_test"):
+            pass
+    except OSError as e:
+        raise DataError(f"{what} {path}: folder {folder} is not writable ({e.strerror})") from None
+
+
+def _make_folder(folder: Path, what: str, path: Path):
+    from .errors import DataError
+    above = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise DataError(f"{what} {path}: {above} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"{what} {path}: cannot create folder {folder} ({e.strerror})") from None
+
+
+def check_output_file(path: str | Path, what: str = "--out", example: str | None = None):
+    """Fail early (before any work) when ``path`` cannot be written as a file: it is a folder, a
+    file stands where its folder should be, or its folder cannot be created or written (a
+    read-only file system, permissions). Creates the folder.
 
     Raises:
         DataError: naming the path and the problem.
@@ -148,13 +187,64 @@ def check_output_file(path: str | Path, what: str = "--out"):
     from .errors import DataError
     path = Path(path)
     if path.is_dir():
-        raise DataError(f"{what} {path}: is a folder; give a file name (e.g. {path / 'store.h5'})")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"{what} {path}: cannot create its folder ({e.strerror})") from None
-    if not os.access(path.parent, os.W_OK):
-        raise DataError(f"{what} {path}: folder {path.parent} is not writable")
+        raise DataError(f"{what} {path}: is a folder; give a file name" + (f" (e.g. {path / example})" if example else ""))
+    _make_folder(path.parent, what, path)
+    _probe_folder(path.parent, what, path)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise DataError(f"{what} {path}: the existing file is not writable")
+
+
+def check_output_dir(path: str | Path, what: str = "--out") -> Path:
+    """Fail early (before any work) when ``path`` cannot be the output folder: it is a file, a
+    file stands where one of its folders should be, or it cannot be created or written. Creates it.
+
+    Raises:
+        DataError: naming the path and the problem.
+    """
+    path = Path(path)
+    from .errors import DataError
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{what} {path}: is a file; give a folder")
+    _make_folder(path, what, path)
+    _probe_folder(path, what, path)
+    return path
+
+
+def os_error_line(e: BaseException) -> str | None:
+    """One line for a failed read or write: ``<path>: <OS error>`` (``No space left on device``,
+    ``Read-only file system``, ...), also for HDF5's errors, which carry the errno in their text;
+    ``None`` when ``e`` is not an operating-system error."""
+    import errno as errno_mod
+    import re
+    text = str(e)
+    filename = getattr(e, "filename", None)
+    m = re.search(r"errno = (\d+)", text)          # HDF5: "... filename = '...', errno = 28, ..."
+    if m and int(m.group(1)) in errno_mod.errorcode:
+        name = re.search(r"filename = '([^']*)'", text)
+        filename, reason = (name.group(1) if name else filename), os.strerror(int(m.group(1)))
+    elif isinstance(e, OSError) and e.errno is not None and e.strerror:
+        reason = str(e.strerror).splitlines()[0]
+    else:
+        return None
+    return f"{filename}: {reason}" if filename else reason
+
+
+def fault_point(name: str, path: str | Path = "") -> None:
+    """Fault injection for the write-failure tests: when ``KERAS_OPENPOSE_FAULT_AT`` is
+    ``"<name>:<n>[:<ERRNO name>]"``, the ``n``-th and later times the process reaches ``name`` it
+    raises the ``OSError`` a full disk (default ``ENOSPC``) would. A no-op otherwise."""
+    spec = os.environ.get("KERAS_OPENPOSE_FAULT_AT")
+    if not spec or not spec.startswith(name + ":"):
+        return
+    import errno as errno_mod
+    _FAULT_COUNTS[name] = _FAULT_COUNTS.get(name, 0) + 1
+    parts = spec.split(":")
+    if _FAULT_COUNTS[name] >= int(parts[1]):
+        code = getattr(errno_mod, parts[2] if len(parts) > 2 else "ENOSPC")
+        raise OSError(code, os.strerror(code), str(path))
+
+
+_FAULT_COUNTS: dict = {}
 
 
 def kill_point(name: str) -> None:

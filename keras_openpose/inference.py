@@ -64,7 +64,10 @@ def _codec_from_description(text, source) -> PafCodec:
 
 
 class KerasRuntime:
-    """A Keras network (``tf.function``, shapes generalised after a few sizes)."""
+    """A Keras network as one ``tf.function`` traced once, for any batch and image size: its input
+    signature is ``(None, None, None, 3)`` float32, so images of new sizes (every COCO image has
+    its own width) reuse the same graph instead of tracing a new one (TensorFlow's ``retracing``
+    warning; a trace costs about as much as several network passes)."""
 
     name = "keras"
 
@@ -74,10 +77,11 @@ class KerasRuntime:
         from .model import network_codec
         self.model = model
         self.codec = codec or network_codec(model)
-        self._fn = tf.function(lambda x: model(x, training=False)[-2:], reduce_retracing=True)
+        self._fn = tf.function(lambda x: model(x, training=False)[-2:],
+                               input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
 
     def __call__(self, x: np.ndarray):
-        paf, heat = self._fn(x)
+        paf, heat = self._fn(np.asarray(x, np.float32))
         return np.asarray(paf, np.float32), np.asarray(heat, np.float32)
 
 
@@ -305,7 +309,8 @@ class PoseEstimator:
 # ---------------------------------------------------------------------------------------------
 
 VIDEO_EXT = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-IMAGE_EXT = (".jpg", ".jpeg", ".png", ".bmp")
+#: The readable image types: one list for every reader (:data:`keras_openpose.coco.IMAGE_EXT`).
+from .coco import IMAGE_EXT  # noqa: E402
 
 
 def is_video(source: str) -> bool:
@@ -313,18 +318,59 @@ def is_video(source: str) -> bool:
     return str(source).isdigit() or str(source).lower().endswith(VIDEO_EXT)
 
 
+def _types() -> str:
+    return ", ".join(IMAGE_EXT + VIDEO_EXT)
+
+
+def check_source(source: str) -> None:
+    """The cheap checks of a frame source, before any network is loaded: it exists, and is a
+    webcam index, a video or image file of a known type, or a folder holding an image.
+
+    Raises:
+        DataError: ``<source>: not found``, an unknown file type, or a folder without images.
+    """
+    source = str(source)
+    if source.isdigit():
+        return
+    p = Path(source)
+    if not p.exists():
+        raise DataError(f"{p}: {'video' if is_video(source) else 'input'} not found")
+    if p.is_dir():
+        if not any(f.suffix.lower() in IMAGE_EXT for f in p.iterdir() if f.is_file()):
+            raise DataError(f"{p}: no images in the folder (readable: {', '.join(IMAGE_EXT)})")
+    elif p.suffix.lower() not in IMAGE_EXT + VIDEO_EXT:
+        raise DataError(f"{p}: not a readable type ({p.suffix or 'no extension'}); use {_types()}")
+
+
+def _folder_entry_problem(f: Path) -> str | None:
+    """Why a folder entry is not an image to process (``None``: it is one, by type)."""
+    if f.is_dir():
+        return "a folder (subfolders are not searched)"
+    if f.suffix.lower() in VIDEO_EXT:
+        return "a video (give it as --input on its own)"
+    if f.suffix.lower() not in IMAGE_EXT:
+        return f"not an image type ({f.suffix or 'no extension'}; readable: {', '.join(IMAGE_EXT)})"
+    return None
+
+
 def frames(source: str, skipped: list | None = None):
     """Yield ``(name, BGR frame)`` from an image, a folder of images, a video file or a webcam index.
+    ``name`` is the file name with its extension (``a.jpg`` and ``a.png`` never collide) or
+    ``frame_<k>`` for a video.
+
+    Every entry of a folder is either yielded or, with ``skipped``, appended to it as ``"<file>:
+    <reason>"`` (an unreadable or truncated image, a file of another type, a subfolder).
 
     Args:
-        skipped: in a folder, images that cannot be read are appended here as ``"<file>: <problem>"``
-            and skipped (default: raise).
+        skipped: in a folder, entries that are not used are appended here (default: an unreadable
+            image raises; other entries are left out).
     Raises:
-        DataError: a source that cannot be opened, an empty folder or video, or (without
-            ``skipped``) an unreadable image.
+        DataError: a source that is missing or cannot be opened, an empty folder or video, or
+            (without ``skipped``) an unreadable image.
     """
     from .coco import read_image
     source = str(source)
+    check_source(source)
     if is_video(source):
         cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
         if not cap.isOpened():
@@ -344,10 +390,12 @@ def frames(source: str, skipped: list | None = None):
         return
     p = Path(source)
     if p.is_dir():
-        files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXT)
-        if not files:
-            raise DataError(f"{p}: no images in the folder")
-        for f in files:
+        for f in sorted(p.iterdir()):
+            reason = _folder_entry_problem(f)
+            if reason is not None:
+                if skipped is not None:
+                    skipped.append(f"{f}: {reason}")
+                continue
             try:
                 img = read_image(f)
             except DataError as e:
@@ -355,27 +403,59 @@ def frames(source: str, skipped: list | None = None):
                     raise
                 skipped.append(str(e))
                 continue
-            yield f.stem, img
+            yield f.name, img
     else:
-        yield p.stem, read_image(p)
+        yield p.name, read_image(p)
 
 
 class VideoWriter:
-    """An MP4 writer opened on the first frame (its size fixes the video's)."""
+    """An MP4 writer opened on the first frame (its size fixes the video's). A writer that cannot
+    open, a disk that fills up, or a file left empty is a :class:`DataError` naming the file (OpenCV
+    reports none of them)."""
 
     def __init__(self, path: str | Path, fps: float = 25.0):
-        self.path, self.fps, self._w = Path(path), fps, None
+        self.path, self.fps, self._w, self._n = Path(path), fps, None, 0
 
     def write(self, frame: np.ndarray) -> None:
+        import shutil
         if self._w is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._w = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
                                       (frame.shape[1], frame.shape[0]))
+            if not self._w.isOpened():
+                raise DataError(f"{self.path}: cannot open the video writer (mp4v)")
+        if self._n % 16 == 0 and shutil.disk_usage(self.path.parent).free < 2 * frame.nbytes:
+            raise DataError(f"{self.path}: {os.strerror(28)}")
         self._w.write(frame)
+        self._n += 1
 
     def close(self) -> None:
         if self._w is not None:
             self._w.release()
+            self._w = None
+            if not self.path.is_file() or self.path.stat().st_size == 0:
+                raise DataError(f"{self.path}: the video was not written")
+
+
+def _write_image(image: np.ndarray, path: Path) -> None:
+    """Write an overlay (JPEG) atomically; a failed encode or write is a :class:`DataError`
+    naming the file and the OS error."""
+    from .files import os_error_line, write_bytes_atomic
+    ok, buf = cv2.imencode(".jpg", image)
+    if not ok:
+        raise DataError(f"{path}: JPEG encoding failed")
+    try:
+        write_bytes_atomic(buf.tobytes(), path)
+    except OSError as e:
+        raise DataError(os_error_line(e) or f"{path}: {e}") from None
+
+
+def _write_json(obj, path: Path) -> None:
+    from .files import os_error_line, write_json_atomic
+    try:
+        write_json_atomic(obj, path)
+    except OSError as e:
+        raise DataError(os_error_line(e) or f"{path}: {e}") from None
 
 
 def predict_source(source: str, out_dir: str | Path, weights: str | Path | None = None,
@@ -387,9 +467,11 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
     ensemble of ``models_dir`` (``mode`` route or fuse); one network pass per frame serves both the
     people and the map panels.
 
-    Writes ``out_dir/<name>_pose.jpg`` per image (or ``overlay.mp4`` for a video or webcam) and
-    ``poses.json`` = ``[{"image_id": frame or file name, "category_id": 1, "keypoints": [3K],
-    "score"}]``; images that cannot be used are skipped and listed in ``skipped.json``. With ``track``
+    Writes ``out_dir/<name>_pose.jpg`` per image (``name`` = the file name with its extension, e.g.
+    ``a.png_pose.jpg``; or ``overlay.mp4`` for a video or webcam) and ``poses.json`` =
+    ``[{"image_id": frame or file name, "category_id": 1, "keypoints": [3K], "score"}]``; every
+    entry of a folder that is not used (unreadable or truncated images, other file types, subfolders)
+    is listed with its reason in ``skipped.json``. With ``track``
     (videos) every person gets a stable ``"id"`` (:class:`keras_openpose.tracking.PoseTracker`),
     ``smooth`` adds One-Euro smoothing of its keypoints.
 
@@ -397,10 +479,13 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
         ``{"frames", "people", "skipped": [lines], "network_ms", "decode_ms", "fps"}`` (milliseconds
         per frame; ``fps`` over the whole stream, reading and writing included).
     Raises:
-        DataError: a missing model or an unreadable source.
+        DataError: a missing model or an unreadable source, an output folder that cannot be written
+            (checked before any work), a failed write (naming the file and the OS error).
     """
-    from .files import write_json_atomic
+    from .files import check_output_dir
     from .visualize import draw_poses, map_panel
+    check_source(source)
+    out = check_output_dir(out_dir)
     decode = decode or {}
     if weights:
         experts = [PoseEstimator.from_weights(weights, options, **decode)]
@@ -414,8 +499,6 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
     if track or smooth:
         from .tracking import PoseTracker
         tracker = PoseTracker(skeleton, smooth=smooth)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     video = VideoWriter(out / "overlay.mp4") if is_video(source) else None
     results, n, skipped = [], 0, []
 
@@ -434,7 +517,7 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
         if video is not None:
             video.write(vis)
         else:
-            cv2.imwrite(str(out / f"{name}_pose.jpg"), vis)
+            _write_image(vis, out / f"{name}_pose.jpg")
 
     t0 = time.perf_counter()
     from concurrent.futures import ThreadPoolExecutor
@@ -463,13 +546,19 @@ def predict_source(source: str, out_dir: str | Path, weights: str | Path | None 
                 if pending is None:
                     break
                 k += 1
-    finally:
+    except BaseException:
         if video is not None:
-            video.close()
+            try:
+                video.close()
+            except DataError:
+                pass                            # the first error is the one to report
+        raise
+    if video is not None:
+        video.close()
     wall = time.perf_counter() - t0
-    write_json_atomic(results, out / "poses.json")
+    _write_json(results, out / "poses.json")
     if skipped:
-        write_json_atomic(skipped, out / "skipped.json")
+        _write_json(skipped, out / "skipped.json")
     per = max(n, 1)
     return {"frames": n, "people": len(results), "skipped": skipped,
             "network_ms": 1000 * sum(e.timing["network_s"] for e in experts) / per,

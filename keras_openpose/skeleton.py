@@ -358,6 +358,28 @@ def find_shipped(names) -> "Skeleton | None":
     return None
 
 
+def check_same_skeleton(a, b, where: str, names=("the model", "the data")) -> None:
+    """Refuse to pair two skeletons (or keypoint name lists) whose keypoints differ by name or
+    order, not only by count: an animal model on person annotations, COCO-17 against AIC-14.
+    Names are compared by :func:`normalise_name`; ``None`` for ``b`` (data without names) passes.
+
+    Raises:
+        DataError: ``<where>: <a> keypoints [...] differ from <b> keypoints [...] (first at k: x vs y)``.
+    """
+    from .errors import DataError
+    if a is None or b is None:
+        return
+    ka = tuple(a.keypoints if isinstance(a, Skeleton) else a)
+    kb = tuple(b.keypoints if isinstance(b, Skeleton) else b)
+    na, nb = [normalise_name(n) for n in ka], [normalise_name(n) for n in kb]
+    if na == nb:
+        return
+    k = next((i for i, (x, y) in enumerate(zip(na, nb)) if x != y), min(len(na), len(nb)))
+    first = f"first at {k}: {ka[k] if k < len(ka) else '(none)'} vs {kb[k] if k < len(kb) else '(none)'}"
+    raise DataError(f"{where}: {names[0]}'s keypoints [{', '.join(ka)}] are not {names[1]}'s "
+                    f"[{', '.join(kb)}] ({first})")
+
+
 def unreachable(n: int, links) -> list[int]:
     """Indices of the nodes ``0..n-1`` not connected (through ``links``) to the largest component."""
     comp = _components(n, links)

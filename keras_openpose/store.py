@@ -30,6 +30,10 @@ to its own small file ``OUT.parts/block_<k>.h5`` (temporary name, fsync, rename)
 assembled from the blocks into a temporary file, checked, and renamed to ``OUT``. A kill at any
 moment leaves complete blocks only, and the same command redoes the rest: the result is the store
 an uninterrupted build writes, dataset for dataset. ``OUT.lock`` keeps two builds off one output.
+A write the OS refuses (a full disk, a read-only file system) ends the build with one
+:class:`DataError` naming the output and the OS error; the finished blocks stay, and the same
+command resumes once there is space (blocks are made in memory and written with plain file I/O, so
+HDF5 never fails half-way through a block file).
 """
 from __future__ import annotations
 
@@ -48,7 +52,8 @@ import numpy as np
 from .coco import (CocoSplit, decode_image, format_problem, ignore_mask, image_problem, keypoint_names,
                    keypoints_array, problem_summary, select_main_people)
 from .errors import DataError
-from .files import OutputLock, atomic_path, check_output_file, kill_point, write_bytes_atomic
+from .files import (OutputLock, atomic_path, atomic_write, check_output_file, fault_point, kill_point, os_error_line,
+                    write_bytes_atomic)
 
 BOX_SIZE = 368.0
 
@@ -229,14 +234,18 @@ def _read_block(path: Path) -> tuple[list[ImageRecord], list[dict]]:
 
 
 def _write_block(path: Path, recs: list[ImageRecord], K: int, skipped: list[dict]) -> None:
-    """One block file, atomically (temporary name, fsync, rename)."""
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            _create(f, K)
-            _append(f, recs)
-            f.attrs["skipped"] = json.dumps(skipped)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+    """One block file, atomically (temporary name, fsync, rename). The HDF5 file is made in memory
+    and written with plain file I/O, so a full disk is one ``OSError`` (with its errno and path),
+    never an HDF5 library left half-way through a write."""
+    import io
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        _create(f, K)
+        _append(f, recs)
+        f.attrs["skipped"] = json.dumps(skipped)
+    with atomic_write(path, "wb") as fh:
+        fault_point("block_write", path)
+        fh.write(buf.getbuffer())
         kill_point("block_written")
 
 
@@ -260,9 +269,20 @@ def build_store(split: CocoSplit, out: str | Path, exclude_ids=(), mask_dir: str
         DataError: ``out`` cannot be written (checked before any work), or another build holds it.
     """
     out = Path(out)
-    check_output_file(out)
+    check_output_file(out, example=f"{split.split}.h5")
     with OutputLock(out):
-        return _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_after)
+        try:
+            return _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_after)
+        except (OSError, RuntimeError) as e:       # a full disk, a read-only or vanished folder
+            line = os_error_line(e)
+            if line is None:
+                raise
+            parts = out.with_name(out.name + ".parts")
+            kept = len(list(parts.glob("block_*.h5"))) if parts.is_dir() else 0
+            where, _, reason = line.rpartition(": ")
+            raise DataError(f"{out}: {reason}" + (f" (writing {where})" if where else "") + f": the store build "
+                            f"stopped; {kept} finished blocks are kept in {parts}: free space and run the same "
+                            "command again to resume") from None
 
 
 def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_after):
@@ -298,28 +318,10 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
     todo_blocks = [k for k in range(n_blocks) if not block_path[k].exists() and k * block < limit]
     todo = [i for k in todo_blocks for i in order[k * block:min((k + 1) * block, limit)]]
     bar = tqdm(total=len(order), initial=len(order) - len(todo), desc=f"store {split.split}", disable=not progress)
-    if todo:
-        n_workers = workers or os.cpu_count() or 1
-        ctx = get_context("fork") if hasattr(os, "fork") else get_context()
-        global _WORKER_SPLIT
-        _WORKER_SPLIT = split                      # inherited by forked workers (see _init_worker)
-        position = {image_id: n for n, image_id in enumerate(order)}
-        current, buf, skipped = None, [], []
-        with ctx.Pool(n_workers, _init_worker, (split.root, split.split, split.annotation_file,
-                                                split.image_dir, mask_dir)) as pool:
-            for image_id, rec in pool.imap(_worker, todo, chunksize=4):
-                k = position[image_id] // block
-                if k != current:
-                    current, buf, skipped = k, [], []
-                if isinstance(rec, dict):
-                    skipped.append(rec)
-                elif rec is not None:
-                    buf.append(rec)
-                bar.update(1)
-                if position[image_id] == min((k + 1) * block, len(order)) - 1:   # the block's last image
-                    _write_block(block_path[k], buf, K, skipped)
-                    kill_point("block_renamed")
-    bar.close()
+    try:
+        _store_blocks(split, todo, order, block, block_path, K, workers, mask_dir, bar)
+    finally:
+        bar.close()
     if not all(p.exists() for p in block_path):
         return {"path": str(parts), "complete": False}
     with atomic_path(out) as tmp:
@@ -344,6 +346,7 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
             f.attrs["n_images"] = n
             f.attrs["n_skipped"] = len(skipped)
             f.attrs["complete"] = True
+            fault_point("assemble_write", tmp)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
     shutil.rmtree(parts)
@@ -351,6 +354,31 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
     from .files import write_bytes_atomic
     write_bytes_atomic("".join(line + "\n" for line in rep["skipped"]).encode(), out.with_name(out.name + ".skipped.txt"))
     return rep
+
+
+def _store_blocks(split, todo, order, block, block_path, K, workers, mask_dir, bar):
+    """Make the records of the images ``todo`` in parallel processes and write each finished block."""
+    if todo:
+        n_workers = workers or os.cpu_count() or 1
+        ctx = get_context("fork") if hasattr(os, "fork") else get_context()
+        global _WORKER_SPLIT
+        _WORKER_SPLIT = split                      # inherited by forked workers (see _init_worker)
+        position = {image_id: n for n, image_id in enumerate(order)}
+        current, buf, skipped = None, [], []
+        with ctx.Pool(n_workers, _init_worker, (split.root, split.split, split.annotation_file,
+                                                split.image_dir, mask_dir)) as pool:
+            for image_id, rec in pool.imap(_worker, todo, chunksize=4):
+                k = position[image_id] // block
+                if k != current:
+                    current, buf, skipped = k, [], []
+                if isinstance(rec, dict):
+                    skipped.append(rec)
+                elif rec is not None:
+                    buf.append(rec)
+                bar.update(1)
+                if position[image_id] == min((k + 1) * block, len(order)) - 1:   # the block's last image
+                    _write_block(block_path[k], buf, K, skipped)
+                    kill_point("block_renamed")
 
 
 def store_report(path: str | Path) -> dict:

@@ -98,12 +98,12 @@ def test_predict_on_an_image_and_a_video(tmp_path, untrained_model, val_split):
     r = _run("-m", "keras_openpose.predict", "--weights", str(untrained_model), "--input", str(img),
              "--out", str(tmp_path / "img"), "--show-kpt-name", "--show-maps")
     assert r.returncode == 0, r.stderr[-1500:]
-    over = cv2.imread(str(tmp_path / "img" / f"{img.stem}_pose.jpg"))
+    over = cv2.imread(str(tmp_path / "img" / f"{img.name}_pose.jpg"))   # keyed by the file name
     h, w = cv2.imread(str(img)).shape[:2]
     assert over.shape[:2] == (h, 3 * w)  # overlay + heatmap panel + PAF panel
     poses = json.loads((tmp_path / "img" / "poses.json").read_text())
     assert f"{len(poses)} people in 1 frames" in r.stdout
-    assert all(p["image_id"] == img.stem and len(p["keypoints"]) == 51 for p in poses)
+    assert all(p["image_id"] == img.name and len(p["keypoints"]) == 51 for p in poses)
     # a short video made from sample images
     video = tmp_path / "clip.mp4"
     vw = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 5, (320, 240))
@@ -193,7 +193,7 @@ def test_pipelined_prediction_equals_one_frame_at_a_time(tmp_path, untrained_mod
     r = predict_source(str(d), tmp_path / "out", weights=untrained_model, options=opts, max_frames=3,
                        decode={"peak_threshold": 0.02, "min_mean_score": 0.0})
     est = PoseEstimator.from_weights(untrained_model, opts, peak_threshold=0.02, min_mean_score=0.0)
-    expected = [{"image_id": f.stem, "category_id": 1, **p}
+    expected = [{"image_id": f.name, "category_id": 1, **p}
                 for f in sorted(d.iterdir())[:3] for p in est.estimate(val_split.read(int(f.stem)))]
     got = json.loads((tmp_path / "out" / "poses.json").read_text())
     assert r["frames"] == 3 and len(expected) > 0

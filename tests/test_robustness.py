@@ -325,3 +325,451 @@ def test_numeric_flags_are_checked_when_parsed():
                         "--scales", "0"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "argument --scales: 0: each scale must be in (0, 8]" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# A hostile user's inputs (issue 21): typed YAML values, outputs checked before work, full and
+# read-only disks, every skipped file counted, mismatched skeletons refused. Each probe of the issue
+# has its test below (P1 ... P12).
+# ---------------------------------------------------------------------------------------------
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+
+import yaml  # noqa: E402
+
+
+def _cli(*args, env=None, timeout=300):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def _one_error_line(r, *needles):
+    """Exit status 2, no traceback, exactly one ``error:`` line holding every needle."""
+    assert r.returncode == 2, (r.returncode, r.stderr[-3000:])
+    assert "Traceback" not in r.stderr and "Segmentation" not in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, r.stderr[-3000:]
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def _in_tmpfs(mnt, size, commands, ro=False, timeout=300):
+    """Run shell ``commands`` with a ``size`` tmpfs mounted on ``mnt`` (a private mount namespace
+    of an unprivileged user namespace); skips where the machine does not allow it."""
+    mnt.mkdir(parents=True, exist_ok=True)
+    script = f"mount -t tmpfs -o size={size}{',ro' if ro else ''} tmpfs {mnt} || exit 97\ncd {REPO}\n{commands}"
+    try:
+        r = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        pytest.skip("no unshare here: the injected-fault tests cover this")
+    if r.returncode == 97 or r.stderr.startswith("unshare:"):
+        pytest.skip("this machine does not allow mounting a tmpfs: the injected-fault tests cover this")
+    return r
+
+
+class _FakeEstimator:
+    """A stand-in network for predict's file handling (no TensorFlow): one person per frame."""
+
+    def __init__(self, *args, **kwargs):
+        from keras_openpose.codec import DEFAULT_CODEC
+        self.codec, self.skeleton = DEFAULT_CODEC, DEFAULT_CODEC.skeleton
+        self.timing = {"network_s": 0.0, "decode_s": 0.0, "images": 0}
+
+    def maps(self, image):
+        h, w = -(-image.shape[0] // 8), -(-image.shape[1] // 8)
+        return (np.zeros((h, w, self.skeleton.num_heatmaps), np.float32),
+                np.zeros((h, w, self.skeleton.num_pafs), np.float32), 8.0)
+
+    def decode(self, heat, paf, stride, shape):
+        return [{"keypoints": [10.0, 12.0, 1.0] * self.skeleton.num_keypoints, "score": 0.9}]
+
+
+@pytest.fixture
+def fake_network(monkeypatch):
+    from keras_openpose import inference
+    monkeypatch.setattr(inference.PoseEstimator, "from_weights", classmethod(lambda cls, *a, **k: _FakeEstimator()))
+
+
+def _image_folder(d):
+    """A folder of every kind of entry: JPEG, PNG of the same stem, GIF, WebP, TIFF, a truncated
+    JPEG, a text file, a subfolder. Returns (processed names, skipped reasons by file)."""
+    import cv2
+    d.mkdir(parents=True, exist_ok=True)
+    img = cv2.imread(str(SAMPLE / "val2017" / "000000397133.jpg"))
+    img = cv2.resize(img, (160, 120))
+    for name in ("a.jpg", "a.png", "c.gif", "d.webp", "e.tiff"):
+        assert cv2.imwrite(str(d / name), img)
+    full = (d / "a.jpg").read_bytes()
+    (d / "half.jpg").write_bytes(full[:len(full) // 2])
+    (d / "notes.txt").write_text("not an image")
+    (d / "sub").mkdir(exist_ok=True)
+    return ({"a.jpg", "a.png", "c.gif", "d.webp", "e.tiff"},
+            {"half.jpg": "truncated JPEG (no end marker)", "notes.txt": "not an image type (.txt",
+             "sub": "a folder (subfolders are not searched)"})
+
+
+# P1, P4: one typed rule for every value, the same for a YAML value and a flag ------------------
+
+def _write_yaml(path, doc):
+    path.write_text(yaml.safe_dump(doc) if not isinstance(doc, str) else doc)
+    return path
+
+
+@pytest.mark.parametrize("doc, needle", [
+    ("train: {steps: many}", "train.steps = 'many': must be an integer >= 1"),
+    ("train: {steps: 4.7}", "train.steps = 4.7: must be an integer >= 1"),
+    ("decode: {peak_threshold: high}", "decode.peak_threshold = 'high': must be a number in [0, 1]"),
+    ("train: {learning_rate: -1.0}", "train.learning_rate = -1.0: must be a number in (0, 10]"),
+    ("train: {augment: {scale_min: 2, scale_max: 1}}", "train.augment.scale_min = 2.0: must be <= train.augment.scale_max"),
+    ("data: {test_domains: [dark, night]}", "data.test_domains[1] = 'night': must be one of normal, dark"),
+    ("inference: {scales: [1, 9]}", "inference.scales[1] = 9: must be a number in (0, 8]"),
+    ("train: {optimizer: adamw}", "train.optimizer = 'adamw': must be one of adam, sgd, sgd_cmu"),
+    ("train: {xla: maybe}", "train.xla = 'maybe': must be True or False"),
+    ("train: [1, 2]", "train must be a mapping"),
+])
+def test_p1_bad_yaml_values_name_file_key_value_and_rule(tmp_path, doc, needle):
+    from keras_openpose.config import ExperimentConfig
+    f = _write_yaml(tmp_path / "bad.yaml", doc)
+    with pytest.raises(DataError) as e:
+        ExperimentConfig.from_yaml(f)
+    assert str(f) in str(e.value) and needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_p1_a_bad_decode_value_stops_predict_before_any_work(tmp_path):
+    f = _write_yaml(tmp_path / "bad.yaml", "decode: {peak_threshold: high}")
+    r = _cli("-m", "keras_openpose.predict", "--weights", tmp_path / "none.keras", "--input", SAMPLE / "val2017",
+             "--out", tmp_path / "out", "--experiment", f)
+    _one_error_line(r, str(f), "decode.peak_threshold = 'high': must be a number in [0, 1]")
+    assert not (tmp_path / "out").exists()
+
+
+def test_p1_numbers_written_the_yaml_1_1_way_are_read_as_numbers(tmp_path):
+    from keras_openpose.config import ExperimentConfig
+    cfg = ExperimentConfig.from_yaml(_write_yaml(tmp_path / "e.yaml", "train: {learning_rate: 1e-4, steps: '200'}"))
+    assert cfg.train.learning_rate == 1e-4 and cfg.train.steps == 200          # as the flags read them
+    assert ExperimentConfig.from_yaml(_write_yaml(tmp_path / "e.yaml", "train:\nfinetune: {steps: null}\n")) == ExperimentConfig()
+
+
+def test_p4_a_negative_learning_rate_is_refused_from_yaml_and_flag_alike(tmp_path, train_store):
+    from keras_openpose.cli import train_pose
+    from keras_openpose.config import TrainConfig, flag_type
+    f = _write_yaml(tmp_path / "lr.yaml", {"model": "tiny", "train": {"learning_rate": -1.0, "steps": 2}})
+    models = tmp_path / "models"
+    with pytest.raises(DataError, match=r"lr.yaml: train.learning_rate = -1.0: must be a number in \(0, 10\]"):
+        train_pose(["--experiment", str(f), "--store", str(train_store), "--models-dir", str(models),
+                    "--out", str(tmp_path / "run")])
+    assert not models.exists()                                   # nothing trained, nothing published
+    with pytest.raises(argparse.ArgumentTypeError, match=r"-0.01: must be a number in \(0, 10\]"):
+        flag_type("TrainConfig.learning_rate")("-0.01")
+    # a flag whose parser is wider still meets the rule when it sets the value
+    with pytest.raises(DataError, match=r"train.learning_rate = 20.0: must be a number in \(0, 10\]"):
+        train_pose(["--store", str(train_store), "--lr", "20", "--models-dir", str(models), "--out", str(tmp_path / "run")])
+    t = TrainConfig()
+    with pytest.raises(DataError, match=r"train.steps = 0: must be an integer >= 1"):
+        t.steps = 0
+
+
+def _config_fields():
+    from keras_openpose.codec import DecodeOptions
+    from keras_openpose.config import (AugmentConfig, ClassifierConfig, CodecConfig, DataConfig, ExperimentConfig,
+                                       FinetuneConfig, InferenceOptions, TrainConfig, field_rule)
+    paths = {DataConfig: ("data",), CodecConfig: ("codec",), DecodeOptions: ("decode",), TrainConfig: ("train",),
+             AugmentConfig: ("train", "augment"), FinetuneConfig: ("finetune",), ClassifierConfig: ("classifier",),
+             InferenceOptions: ("inference",), ExperimentConfig: ()}
+    return [(cls, f.name, paths[cls]) for cls in paths for f in dataclasses.fields(cls) if field_rule(cls, f.name)]
+
+
+def test_p1_every_value_of_the_experiment_has_a_rule():
+    from keras_openpose.config import RULES, ExperimentConfig, field_rule
+    checked = {(cls.__name__, name) for cls, name, _ in _config_fields()}
+    sections = {f.name for f in dataclasses.fields(ExperimentConfig) if dataclasses.is_dataclass(getattr(ExperimentConfig(), f.name))}
+    assert len(checked) >= 50 and sections >= {"data", "train", "decode", "inference"}
+    for key, rule in RULES.items():          # every rule belongs to a field that exists, with its help
+        cls_name, name = key.split(".")
+        assert (cls_name, name) in checked or cls_name == "TrainConfig", key
+        assert rule.help, key
+    from keras_openpose.config import TrainConfig
+    assert field_rule(TrainConfig, "learning_rate").describe() == "a number in (0, 10]"
+
+
+_YAML_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-10**7, 10**7), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=6), st.sampled_from(["1e-4", "many", "high", "0.5", "-1", "3", "True", "normal", "adam", "dark"]),
+    st.lists(st.one_of(st.integers(-3, 10), st.floats(-1, 10), st.sampled_from(["dark", "x"])), max_size=3),
+    st.just({}), st.just({"a": 1}))
+
+
+@settings(max_examples=150, deadline=5000, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                    HealthCheck.too_slow])
+@given(which=st.integers(0, 10**6), value=_YAML_VALUES)
+def test_p1_random_yaml_values_are_taken_by_their_rule_or_refused_in_one_line(tmp_path, which, value):
+    """Any value for any key: a config whose values all obey their rules, or one DataError naming
+    the file and the key; and the flag parser of the same rule decides a number's text alike."""
+    from keras_openpose.config import ConfigValueError, ExperimentConfig, field_rule
+    fields = _config_fields()
+    cls, name, path = fields[which % len(fields)]
+    doc = {name: value}
+    for key in reversed(path):
+        doc = {key: doc}
+    f = _write_yaml(tmp_path / "v.yaml", doc)
+    rule = field_rule(cls, name)
+    try:
+        rule.check(value, name)
+        rule_ok = True
+    except ConfigValueError:
+        rule_ok = False
+    try:
+        cfg = ExperimentConfig.from_yaml(f)
+    except DataError as e:
+        msg = str(e)
+        assert "\n" not in msg and str(f) in msg and name in msg, msg
+        assert not rule_ok or "must be <= train.augment.scale_max" in msg, msg     # or a rule across fields
+        accepted = False
+    else:
+        section = cfg
+        for key in path:
+            section = getattr(section, key)
+        got = getattr(section, name)
+        assert rule.check(got) == (list(got) if isinstance(got, tuple) else got)    # it obeys its rule
+        assert ExperimentConfig.from_yaml(cfg.to_yaml(tmp_path / "again.yaml")) == cfg
+        assert rule_ok
+    if rule.kind in (int, float) and isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        try:                                  # a flag given the same number as text: the same decision
+            rule.flag()(str(value))
+            flag_ok = True
+        except argparse.ArgumentTypeError:
+            flag_ok = False
+        assert flag_ok == rule_ok, (name, value)
+
+
+# P2: outputs checked before any work; P3, P9: every write failure is one line ------------------
+
+def test_p2_predict_out_is_checked_before_the_network_loads(tmp_path):
+    (tmp_path / "a_file").write_text("x")
+    for out, needle in ((tmp_path / "a_file", "is a file; give a folder"),
+                        (tmp_path / "a_file" / "sub", "a_file is a file, not a folder")):
+        r = _cli("-m", "keras_openpose.predict", "--weights", REPO / "models" / "pose_normal.keras",
+                 "--input", SAMPLE / "val2017", "--out", out)
+        _one_error_line(r, f"--out {out}", needle)
+
+
+def test_p2_export_and_test_domains_outputs_are_checked_first(tmp_path):
+    (tmp_path / "m.keras").write_bytes(b"")                 # never loaded: the output is refused first
+    (tmp_path / "a_file").write_text("x")
+    r = _cli("-m", "keras_openpose.export", "--weights", tmp_path / "m.keras", "--format", "onnx", "--out", tmp_path)
+    _one_error_line(r, f"--out {tmp_path}: is a folder; give a file name (e.g. {tmp_path / 'm.onnx'})")
+    r = _cli("dataset/make_test_domains.py", "--coco-root", SAMPLE, "--split", "val2017", "--out", tmp_path / "a_file")
+    _one_error_line(r, "is a file; give a folder")
+    r = _cli("-m", "keras_openpose.export", "--weights", tmp_path / "missing.keras", "--format", "onnx",
+             "--out", tmp_path / "x.onnx")
+    _one_error_line(r, "missing.keras: model file not found")
+
+
+def test_p2_outputs_on_a_read_only_file_system_are_refused_first(tmp_path):
+    ro = tmp_path / "ro"
+    (tmp_path / "m.keras").write_bytes(b"")
+    py = sys.executable
+    r = _in_tmpfs(ro, "1m", f"""
+{py} -m keras_openpose.predict --weights {tmp_path / 'm.keras'} --input {SAMPLE / 'val2017'} --out {ro / 'p'}; echo "rc=$?"
+{py} -m keras_openpose.export --weights {tmp_path / 'm.keras'} --format onnx --out {ro / 'm.onnx'}; echo "rc=$?"
+{py} dataset/make_test_domains.py --coco-root {SAMPLE} --split val2017 --out {ro / 't'}; echo "rc=$?"
+{py} training/generate_hdf5_coco2014.py --coco-root {SAMPLE} --split train2017 --out {ro / 's.h5'}; echo "rc=$?"
+""", ro=True)
+    assert r.stdout.split() == ["rc=2"] * 4 and "Traceback" not in r.stderr, r.stderr[-3000:]
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 4 and all("Read-only file system" in e for e in errors), errors
+
+
+def test_p3_a_full_disk_stops_the_store_build_cleanly_and_it_resumes(tmp_path, reference_store):
+    """An injected ENOSPC in the block writer, then in the assembly: one line each, finished blocks
+    kept; with space again the same command resumes to the identical store."""
+    out = tmp_path / "s.h5"
+    cmd = ("training/generate_hdf5_coco2014.py", "--coco-root", SAMPLE, "--split", "train2017", "--out", out,
+           "--workers", "1")
+    r = _cli(*cmd, env={"KERAS_OPENPOSE_FAULT_AT": "block_write:2"})
+    _one_error_line(r, f"{out}: No space left on device", "1 finished blocks are kept", "run the same command again")
+    assert not out.exists() and len(list(tmp_path.glob("s.h5.parts/block_*.h5"))) == 1
+    r = _cli(*cmd, env={"KERAS_OPENPOSE_FAULT_AT": "assemble_write:1"})
+    _one_error_line(r, f"{out}: No space left on device", "2 finished blocks are kept")
+    assert not out.exists() and not list(tmp_path.glob(".s.tmp*"))
+    r = _cli(*cmd)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _same_store(out, reference_store)
+
+
+def test_p3_a_really_full_tmpfs_during_a_store_build(tmp_path, reference_store):
+    mnt, py = tmp_path / "mnt", sys.executable
+    cmd = f"{py} training/generate_hdf5_coco2014.py --coco-root {SAMPLE} --split train2017 --out {mnt / 's.h5'} --workers 2"
+    r = _in_tmpfs(mnt, "6m", f"""
+{cmd}; echo "rc=$?"
+ls {mnt / 's.h5.parts'} | grep -c block_
+mount -o remount,size=64m {mnt}
+{cmd} >/dev/null; echo "rc=$?"
+cp {mnt / 's.h5'} {tmp_path / 'copy.h5'}
+""")
+    assert r.stdout.split() == ["rc=2", "2", "rc=0"], (r.stdout, r.stderr[-3000:])
+    assert "Traceback" not in r.stderr and "No space left on device" in r.stderr and "2 finished blocks are kept" in r.stderr
+    _same_store(tmp_path / "copy.h5", reference_store)
+
+
+def test_p9_a_full_disk_during_predict_is_one_line_naming_the_file(tmp_path, fake_network, monkeypatch):
+    from keras_openpose import files
+    from keras_openpose.inference import predict_source
+    src = tmp_path / "in"
+    _image_folder(src)
+    monkeypatch.setenv("KERAS_OPENPOSE_FAULT_AT", "atomic_write:3")
+    monkeypatch.setattr(files, "_FAULT_COUNTS", {})
+    with pytest.raises(DataError, match=r"out/[a-z.]+_pose.jpg: No space left on device"):
+        predict_source(str(src), tmp_path / "out", weights="fake")
+    assert not (tmp_path / "out" / "poses.json").exists()         # no result that looks complete
+
+
+PREDICT_FAKE = """
+import sys; sys.path[:0] = [{repo!r}, {tests!r}]
+from keras_openpose import inference
+from test_robustness import _FakeEstimator
+inference.PoseEstimator.from_weights = classmethod(lambda cls, *a, **k: _FakeEstimator())
+from keras_openpose.cli import predict, run
+run(predict, ["--weights", {weights!r}, "--input", {src!r}, "--out", {out!r}])
+"""
+
+
+def test_p9_a_really_full_tmpfs_during_predict(tmp_path):
+    src, mnt = tmp_path / "in", tmp_path / "mnt"
+    _image_folder(src)
+    (tmp_path / "m.keras").write_bytes(b"")
+    code = PREDICT_FAKE.format(repo=str(REPO), tests=str(REPO / "tests"), weights=str(tmp_path / "m.keras"),
+                               src=str(src), out=str(mnt / "p"))
+    (tmp_path / "p.py").write_text(code)
+    r = _in_tmpfs(mnt, "40k", f"{sys.executable} {tmp_path / 'p.py'}")
+    _one_error_line(r, str(mnt / "p"), "No space left on device")
+
+
+# P5, P6: the experiment flag is never ignored; cheap checks first -------------------------------
+
+def test_p5_check_coco_reads_its_experiment_flag(tmp_path):
+    r = _cli("dataset/check_coco.py", "--experiment", tmp_path / "missing.yaml")
+    _one_error_line(r, "missing.yaml: config file not found")
+    f = _write_yaml(tmp_path / "typo.yaml", "data: {coco_rot: dataset/sample}")
+    r = _cli("dataset/check_coco.py", "--coco-root", SAMPLE, "--experiment", f)
+    _one_error_line(r, "unknown DataConfig keys: coco_rot")
+    f = _write_yaml(tmp_path / "e.yaml", {"data": {"coco_root": str(SAMPLE), "train_split": "train2017",
+                                                   "test_split": "val2017"}})
+    r = _cli("dataset/check_coco.py", "--experiment", f, "--no-read")      # the experiment's two splits
+    assert r.returncode == 0 and "train2017: 80 images" in r.stdout and "val2017: 79 images" in r.stdout, r.stderr
+
+
+CHEAP = """
+import sys; sys.path.insert(0, {repo!r})
+from keras_openpose.cli import predict, run
+try:
+    run(predict, {argv!r})
+except SystemExit:
+    pass
+print("tensorflow imported:", "tensorflow" in sys.modules)
+"""
+
+
+def test_p6_a_missing_input_is_not_found_before_tensorflow(tmp_path):
+    for missing, needle in (("clip.mp4", "clip.mp4: video not found"), ("img.jpg", "img.jpg: input not found")):
+        argv = ["--weights", str(REPO / "models" / "pose_normal.keras"), "--input", str(tmp_path / missing),
+                "--out", str(tmp_path / "out")]
+        r = _cli("-c", CHEAP.format(repo=str(REPO), argv=argv))
+        assert f"error: {tmp_path / missing}".replace(str(tmp_path / missing), "") in r.stderr and needle in r.stderr
+        assert "tensorflow imported: False" in r.stdout, r.stdout
+    argv = ["--weights", str(tmp_path / "none.keras"), "--input", str(SAMPLE / "val2017"), "--out", str(tmp_path / "o")]
+    r = _cli("-c", CHEAP.format(repo=str(REPO), argv=argv))
+    assert "none.keras: model file not found" in r.stderr and "tensorflow imported: False" in r.stdout
+
+
+# P6, P7, P8: one image reader; every file processed or listed; outputs keyed by file name -------
+
+def test_p6_p7_every_folder_entry_is_processed_or_listed_with_its_reason(tmp_path):
+    from keras_openpose.inference import frames
+    names, reasons = _image_folder(tmp_path / "in")
+    skipped = []
+    got = [name for name, img in frames(str(tmp_path / "in"), skipped)]
+    assert set(got) == names and len(got) == len(names)                   # GIF, WebP and TIFF included
+    by_file = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in skipped}
+    assert set(by_file) == {str(tmp_path / "in" / n) for n in reasons}
+    for n, why in reasons.items():
+        assert by_file[str(tmp_path / "in" / n)].startswith(why)
+
+
+def test_p7_truncated_images_are_refused_by_every_reader(tmp_path, val_split):
+    import cv2
+
+    from keras_openpose.coco import CocoSplit, image_problem, read_image
+    from keras_openpose.evaluate import evaluate_predictor
+    img = cv2.imread(str(SAMPLE / "val2017" / "000000397133.jpg"))
+    for ext, reason in ((".jpg", "truncated JPEG"), (".png", "truncated PNG"), (".gif", "truncated GIF"),
+                        (".webp", "truncated WebP")):
+        data = cv2.imencode(ext, img)[1].tobytes()
+        (tmp_path / f"t{ext}").write_bytes(data[:len(data) // 2])
+        with pytest.raises(DataError, match=f"t{ext}: {reason}"):
+            read_image(tmp_path / f"t{ext}")
+        assert image_problem(data[:len(data) // 2])[1].startswith(reason)     # the store's and check_coco's check
+        assert image_problem(data)[1] is None
+    root, _ = _corrupt_copy(tmp_path, val_split)                              # eval: skipped and listed
+    split = CocoSplit(root, "val2017")
+    s = evaluate_predictor(lambda im: [], split, split.image_ids, tmp_path / "ev", "t", progress=False)
+    assert any("truncated JPEG (no end marker)" in line for line in s["skipped_images"])
+
+
+def test_p8_same_stem_files_never_collide(tmp_path, fake_network):
+    from keras_openpose.inference import predict_source
+    names, reasons = _image_folder(tmp_path / "in")
+    r = predict_source(str(tmp_path / "in"), tmp_path / "out", weights="fake")
+    assert r["frames"] == len(names) and len(r["skipped"]) == len(reasons)
+    assert {p.name for p in (tmp_path / "out").glob("*_pose.jpg")} == {f"{n}_pose.jpg" for n in names}
+    poses = json.loads((tmp_path / "out" / "poses.json").read_text())
+    assert sorted(p["image_id"] for p in poses) == sorted(names)               # a.jpg and a.png: two people
+    assert len(json.loads((tmp_path / "out" / "skipped.json").read_text())) == len(reasons)
+
+
+# P10: skeletons compared by keypoint names --------------------------------------------------
+
+def test_p10_an_animal_model_is_not_scored_on_person_annotations(val_split):
+    from keras_openpose.cli import _check_names
+    from keras_openpose.skeleton import check_same_skeleton, get_skeleton
+    animal, person = get_skeleton("ap10k17"), get_skeleton("coco17")
+    assert animal.num_keypoints == person.num_keypoints == val_split.num_keypoints       # the count agrees
+    with pytest.raises(DataError) as e:
+        _check_names(argparse.Namespace(any_keypoint_names=False), animal, val_split)
+    msg = str(e.value)
+    assert "person_keypoints_val2017.json" in msg and "--any-keypoint-names" in msg
+    assert ", ".join(animal.keypoints) in msg and ", ".join(person.keypoints) in msg      # both name lists
+    _check_names(argparse.Namespace(any_keypoint_names=True), animal, val_split)          # the user means it
+    _check_names(argparse.Namespace(any_keypoint_names=False), get_skeleton("openpose_coco18"), val_split)
+    check_same_skeleton(person, [n.replace("_", " ").title() for n in person.keypoints], "x")   # names normalised
+
+
+# P11, P12: unknown categories and file names outside the image folder -------------------------
+
+def test_p11_p12_unknown_category_and_outside_file_names_are_skipped_and_counted(tmp_path, val_split):
+    from keras_openpose.coco import CocoSplit, check_split
+    from keras_openpose.store import build_store
+    root = tmp_path / "c"
+    shutil.copytree(SAMPLE / "val2017", root / "val2017")
+    (tmp_path / "outside.jpg").write_bytes((SAMPLE / "val2017" / "000000397133.jpg").read_bytes())
+    data = json.loads((SAMPLE / "annotations" / "person_keypoints_val2017.json").read_text())
+    people = [a for a in data["annotations"] if a["num_keypoints"] >= 5 and not a["iscrowd"]]
+    people[0]["category_id"] = 99
+    used = {a["image_id"] for a in people[:1]}
+    others = [im for im in data["images"] if im["id"] not in used][:2]
+    others[0]["file_name"] = "../../outside.jpg"
+    others[1]["file_name"] = str(tmp_path / "outside.jpg")
+    (root / "annotations").mkdir()
+    ann = root / "annotations" / "person_keypoints_val2017.json"
+    ann.write_text(json.dumps(data))
+    split = CocoSplit(root, "val2017")
+    assert people[0]["id"] not in {a["id"] for a in split.data["annotations"]}
+    assert others[0]["id"] not in split.images and others[1]["id"] not in split.images
+    rep = check_split(ann, root / "val2017", progress=False)
+    assert rep["by_reason"]["category_id N is not a keypoint category of the file"] == 1
+    assert rep["by_reason"]["file_name outside the image folder"] == 2
+    r = build_store(split, tmp_path / "c.h5", workers=1, progress=False)
+    assert r["skipped_by_reason"]["file_name outside the image folder"] == 2
+    assert r["skipped_by_reason"]["category_id N is not a keypoint category of the file"] == 1
