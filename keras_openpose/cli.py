@@ -355,8 +355,6 @@ def train_pose(argv=None):
     _decode_args(p)
     a = p.parse_args(argv)
     from .domains import effect_from_flag
-    from .model import publish_model
-    from .train import train_expert
     cfg = _experiment(a)
     if a.effect is not None:
         cfg.train.effect = effect_from_flag(a.effect)
@@ -376,6 +374,16 @@ def train_pose(argv=None):
     cfg.decode = dataclasses.replace(cfg.decode, **_decode_overrides(a))
     effect_tag = "" if cfg.train.effect == "normal" else "_" + cfg.train.effect
     out = Path(a.out or PROJECT_ROOT / "training" / "runs" / f"weights{effect_tag}")
+    from .pipeline import check_sources
+    check_sources(cfg.train, a.store)                 # --store / --images / --distill-from, before any work
+    if a.init_from:                                   # cheap checks first, before TensorFlow is imported
+        _check_model_file(a.init_from)
+    if cfg.train.distribute != "multiworker":        # (other workers of a cluster share the chief's folder)
+        from .files import OutputLock
+        with OutputLock(out / "run"):                 # "in use by another run" in a second, not after 13 s
+            pass
+    from .model import publish_model
+    from .train import train_expert
     final = train_expert(cfg, a.store, out, resume=not a.no_resume, init_from=a.init_from, init_vgg19=a.init)
     from .train import get_strategy, worker_info
     if not worker_info(get_strategy(cfg.train.distribute))[2]:
@@ -550,15 +558,14 @@ def eval_single_scale(argv=None):
     split, ids = _setup_eval(a, exp)
     domain = effect_from_flag(a.effect)
     weights = a.weights or expert_path(a.models_dir, domain)
-    est = None
-    if a.compute_keypoint or Path(weights).exists():
+    if a.compute_keypoint:
         est = PoseEstimator.from_weights(weights, _inference_options(a, exp), **_decode_overrides(a))
-        check_layout(split, est.codec)
-        _check_names(a, est.skeleton, split)
         skeleton = est.skeleton
-    else:  # scoring cached predictions: the experiment's skeleton for the data
-        from .config import resolve_skeleton
-        skeleton = resolve_skeleton(exp.skeleton, split.data, str(split.annotation_file))
+    else:  # scoring cached predictions: the model file's skeleton (read without building the network)
+        from .skeleton import model_skeleton
+        est, skeleton = None, model_skeleton(weights)
+    check_layout(split, skeleton)
+    _check_names(a, skeleton, split)
     tag = model_tag(a.effect)
     out = results_dir(a.out, split.split, tag, len(ids))
     s = evaluate_predictor(est.estimate if est else None, split, ids, out, f"{split.split}-{tag}",
@@ -589,20 +596,23 @@ def ensemble(argv=None):
     from .files import write_json_atomic
     exp = _experiment(a)
     split, ids = _setup_eval(a, exp)
-    ens = Ensemble.from_models_dir(a.models_dir, _inference_options(a, exp), need_classifier=a.mode != "all",
-                                   fuse_temperature=a.fuse_temperature, **_decode_overrides(a))
-    check_layout(split, ens.codec)
-    _check_names(a, ens.codec.skeleton, split)
-    skeleton = ens.codec.skeleton
+    skeleton = _experts_skeleton(a.models_dir, None, split, check_data=False)   # the experts' files; one skeleton
+    check_layout(split, skeleton)
+    _check_names(a, skeleton, split)
+    ens = None                                # scoring cached predictions needs no network
+    if a.compute_keypoint or a.map_scores:
+        ens = Ensemble.from_models_dir(a.models_dir, _inference_options(a, exp), need_classifier=a.mode != "all",
+                                       fuse_temperature=a.fuse_temperature, **_decode_overrides(a))
     if a.mode == "all":
-        for d, est in ens.experts.items():
+        from .domains import EXPERT_DOMAINS
+        for d, est in (ens.experts if ens else dict.fromkeys(EXPERT_DOMAINS)).items():
             out = results_dir(a.out, split.split, model_tag(d), len(ids))
-            print(summary_line(evaluate_predictor(est.estimate, split, ids, out, f"{split.split}-{model_tag(d)}",
+            print(summary_line(evaluate_predictor(est.estimate if est else None, split, ids, out, f"{split.split}-{model_tag(d)}",
                                                   compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint,
                                                   skeleton=skeleton), out))
         return
     out = results_dir(a.out, split.split, f"ensemble_{a.mode}", len(ids))
-    s = evaluate_predictor(ens.predictor(a.mode), split, ids, out, f"{split.split}-ensemble_{a.mode}",
+    s = evaluate_predictor(ens.predictor(a.mode) if ens else None, split, ids, out, f"{split.split}-ensemble_{a.mode}",
                            compute=a.compute_keypoint, evaluate=a.eval_compute_keypoint, overlays=a.overlays,
                            skeleton=skeleton)
     print(summary_line(s, out))
@@ -611,6 +621,37 @@ def ensemble(argv=None):
         write_json_atomic(ms, out / "map_scores.json")
         print(f"maps: keypoint F1 {ms['f1']:.3f} (recall {ms['recall']:.3f}, precision {ms['precision']:.3f}), "
               f"heatmap MSE {ms['heatmap_mse']:.2e}, PAF MSE {ms['paf_mse']:.2e} -> {out / 'map_scores.json'}")
+
+
+def _experts_skeleton(models_dir, spec, split, check_data: bool = True):
+    """The skeleton of the experts ``<models_dir>/pose_<domain>.keras`` (read from their files,
+    never re-derived from the test annotations: a data-derived skeleton's spanning links depend on
+    the annotations they were derived from); experts with different skeletons are refused. Without
+    the files, the layout the user names with ``spec`` (``--skeleton``).
+
+    Raises:
+        DataError: the files missing and no ``spec``; experts that differ; ``spec`` not the
+            experts'; (``check_data``) keypoint names that are not the annotations'.
+    """
+    from .coco import keypoint_names
+    from .domains import EXPERT_DOMAINS
+    from .skeleton import check_same_layout, check_same_skeleton, models_skeleton
+    paths = [Path(models_dir) / f"pose_{d}.keras" for d in EXPERT_DOMAINS]   # keras_openpose.model.expert_path
+    missing = [p for p in paths if not p.is_file()]
+    given = None
+    if spec:
+        from .config import resolve_skeleton
+        given = resolve_skeleton(spec, split.data, str(split.annotation_file))
+    if missing and given is None:
+        raise DataError(f"{missing[0]}: model file not found; the limbs are the experts' own: give --models-dir "
+                        "(or --skeleton to name the layout of the results)")
+    skeleton = given if missing else models_skeleton(paths, [p.name for p in paths])
+    if given is not None and not missing:
+        check_same_layout(skeleton, given, f"--skeleton {spec}", ("the expert", "--skeleton"))
+    if check_data:
+        check_same_skeleton(skeleton, keypoint_names(split.data), str(split.annotation_file),
+                            ("the expert" if not missing else "--skeleton", "the annotations"))
+    return skeleton
 
 
 def disagreement(argv=None):
@@ -624,17 +665,18 @@ def disagreement(argv=None):
     p.add_argument("--coco-root", default=None)
     p.add_argument("--annotations", default=None, help="any COCO-format keypoint JSON (instead of --coco_dataType)")
     p.add_argument("--images", default=None, help="its image folder (default: the annotation file's folder)")
-    p.add_argument("--skeleton", default=None, help="limb layout of the results (default: the experiment's, auto)")
+    p.add_argument("--models-dir", default=str(PROJECT_ROOT / "models"),
+                   help="the experts pose_<domain>.keras whose results these are: their skeleton gives the limbs")
+    p.add_argument("--skeleton", default=None, help="limb layout of the results when the experts' files are not at "
+                   "hand (a shipped name, a YAML file, auto or dataset); with them it must be theirs")
     p.add_argument("--results", default=str(PROJECT_ROOT / "eval" / "results"), help="folder of the experts' eval runs")
     p.add_argument("--no-gt", action="store_true", help="pair people across experts by OKS, not GT ids")
     p.add_argument("--out", default=None, help="output folder (default: the results folder)")
     a = p.parse_args(argv)
-    from .config import resolve_skeleton
     from .uncertainty import disagreement_for_split
-    exp = _experiment(a)
     a.split = a.coco_dataType
-    split = _split(a, exp, "test")
-    skeleton = resolve_skeleton(a.skeleton or exp.skeleton, split.data, str(split.annotation_file))
+    split = _split(a, _experiment(a), "test")
+    skeleton = _experts_skeleton(a.models_dir, a.skeleton, split, check_data=not a.no_gt)
     res = disagreement_for_split(split, Path(a.results), Path(a.out or a.results), use_gt=not a.no_gt,
                                  skeleton=skeleton)
     print(f"{res['csv']}: total transl {res['total_transl']:.3f}, total rot {res['total_rot']:.3f}, "

@@ -398,6 +398,10 @@ class FinetuneConfig(_Checked):
             default the shipped pretrained Lightweight OpenPose (made from its IR on first use).
         distill: also distil the normal network into each expert: the teacher sees the clean crop,
             the expert its degraded copy (``TrainConfig.distill_from``), with ``distill_weight``.
+        images: a folder of photos (relative paths: to the project root) the experts learn from
+            without labels, against the normal network (implies ``distill``); with ``labels`` also
+            the store's annotated people.
+        labels: train on the store's annotated people (with ``images`` or ``distill``: both terms).
     """
 
     steps: int | None = None
@@ -405,6 +409,8 @@ class FinetuneConfig(_Checked):
     init_from: str = "models/pose_normal.keras"
     distill: bool = False
     distill_weight: float = 1.0
+    images: str | None = None
+    labels: bool = True
 
 
 @dataclass

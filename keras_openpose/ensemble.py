@@ -31,8 +31,12 @@ class Ensemble:
             probabilities ``p``: ``T = 1`` uses them as they are (the classifier is nearly one-hot
             on clear cases, so fuse ~ route), larger ``T`` flattens them towards the plain mean of
             the experts (``T = inf``).
+    Every expert decodes with the first expert's decoder options (route, fuse and the experts
+    alone are then compared on their maps, not on their thresholds).
+
     Raises:
-        DataError: an expert missing for a classifier class, or ``fuse_temperature <= 0``.
+        DataError: an expert missing for a classifier class, experts of different skeletons or
+            strides, or ``fuse_temperature <= 0``.
     """
 
     def __init__(self, experts: dict[str, PoseEstimator], classifier: DomainClassifier | None,
@@ -47,10 +51,21 @@ class Ensemble:
                 raise DataError(f"ensemble: no expert for classifier classes {sorted(missing)}")
         codecs = {d: e.codec for d, e in experts.items()}
         first = next(iter(codecs.values()))
-        if any(c.to_dict() != first.to_dict() for c in codecs.values()):
-            raise DataError("ensemble: the experts have different skeletons, strides or decoder options "
+        from .skeleton import check_same_layout
+        d0 = next(iter(codecs))
+        for d, c in codecs.items():      # keypoints, parts and limbs by name first: the clearest message
+            check_same_layout(first.skeleton, c.skeleton, "ensemble: experts with different skeletons",
+                              (f"expert {d0}", f"expert {d}"))
+        def maps_convention(c):       # what the maps mean; the decoder options are how to read them
+            return {k: v for k, v in c.to_dict().items() if k != "decode"}
+        if any(maps_convention(c) != maps_convention(first) for c in codecs.values()):
+            raise DataError("ensemble: the experts have different skeletons or strides "
                             f"({', '.join(f'{d}: {c}' for d, c in codecs.items())})")
+        #: one decoder for every predictor (mixed maps have no single expert): the first expert's
+        #: (the normal one's); each expert's own options stay in its file
         self.codec = first
+        for e in experts.values():
+            e.codec = first
         self.last = {}
 
     @classmethod

@@ -3,7 +3,10 @@
 Elements are ``(image, targets)`` with ``image`` float32 ``(B, c, c, 3)`` BGR 0..255 and
 ``targets`` a tuple of ``2 x stages`` tensors alternating PAF ``(B, g, g, 2L + 1)`` and heatmap
 ``(B, g, g, P + 2)``: the target channels followed by the ignore mask (last channel), which the
-masked L2 loss in :mod:`keras_openpose.train` splits off (``g = c / stride``).
+masked L2 loss in :mod:`keras_openpose.train` splits off (``g = c / stride``). For distillation
+(``clean=True``) the input is the pair ``(image, clean)``: the degraded crop and the same crop
+without the domain effect (same warp), both float32 ``(B, c, c, 3)``; photo samples (unlabelled,
+:class:`SampleMaker` ``photos``) have zero targets and a zero mask (no annotated loss).
 
 Determinism: the sample order and every random draw come from ``(seed, step)`` alone, so a run
 restarted at step ``k`` sees exactly the batches it would have seen (``start_step``).
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .augment import augment_sample
+from .augment import augment_photo, augment_sample
 from .codec import PafCodec
 from .config import AugmentConfig
 from .errors import DataError
@@ -20,6 +23,52 @@ from .errors import DataError
 
 #: Marks a :class:`DataError` raised inside tf.data, so the training loop can report it as one line.
 DATA_ERROR = "keras_openpose data error:"
+
+#: Photo suffixes read from an ``--images`` folder.
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+#: Photos larger than this (longer side, pixels) are area-resized to it when read: the effect
+#: strengths are defined in COCO-sized source pixels (a 30 px blur of a 640 px image), and it
+#: bounds the cost of the effect on a 12-megapixel photo.
+PHOTO_MAX_SIDE = 640
+
+
+def list_photos(folder) -> list:
+    """The image files of ``folder`` (sorted, :data:`PHOTO_SUFFIXES`; not recursive).
+
+    Raises:
+        DataError: not a folder, or no images in it.
+    """
+    from pathlib import Path
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"--images {folder}: not a folder")
+    files = sorted(q for q in folder.iterdir() if q.suffix.lower() in PHOTO_SUFFIXES and q.is_file())
+    if not files:
+        raise DataError(f"--images {folder}: no images ({', '.join(PHOTO_SUFFIXES)}) in the folder")
+    return files
+
+
+def check_sources(tc, store_path) -> None:
+    """Check a run's data and teacher (``tc``: its :class:`~keras_openpose.config.TrainConfig`) before
+    any work (no TensorFlow import: the command line calls it first).
+
+    Raises:
+        DataError: neither a store nor ``tc.images``; ``tc.images`` without ``tc.distill_from`` (photos
+            have no labels: only a teacher can train on them); a negative or non-finite
+            ``distill_weight``; a teacher file that does not exist.
+    """
+    import math
+    from pathlib import Path
+    if not store_path and not tc.images:
+        raise DataError("no training data: give --store (labelled stores) or --images (unlabelled photos, "
+                        "with --distill-from), or both")
+    if tc.images and not tc.distill_from:
+        raise DataError(f"--images {tc.images}: unlabelled photos train only against a teacher; "
+                        "give --distill-from MODEL.keras (e.g. models/pose_normal.keras)")
+    if not (math.isfinite(tc.distill_weight) and tc.distill_weight >= 0):
+        raise DataError(f"--distill-weight {tc.distill_weight}: must be a finite number >= 0")
+    if tc.distill_from and not Path(tc.distill_from).is_file():
+        raise DataError(f"--distill-from {tc.distill_from}: model file not found")
 
 
 class SampleMaker:
@@ -32,13 +81,18 @@ class SampleMaker:
         codec: the map codec (skeleton, stride, target widths).
         domain: expert domain whose effect is applied on the fly.
         train: random augmentation (else identity warp centred on the main person).
+        photos: unlabelled image files (:func:`list_photos`) sampled after the stores' people
+            (sample ``len(stores' people) + k`` is photo ``k``): a random view of the photo
+            (:func:`keras_openpose.augment.augment_photo`), zero targets and zero mask.
     Raises:
         DataError: a store whose keypoint count is not the skeleton's.
     """
 
-    def __init__(self, store, cfg: AugmentConfig, codec: PafCodec, domain: str = "normal", train: bool = True):
+    def __init__(self, store, cfg: AugmentConfig, codec: PafCodec, domain: str = "normal", train: bool = True,
+                 photos=()):
         self.stores = list(store) if isinstance(store, (list, tuple)) else [store]
         self.cfg, self.codec, self.domain, self.train = cfg, codec, domain, train
+        self.photos = [str(q) for q in photos]
         K = codec.skeleton.num_keypoints
         for st in self.stores:
             if st.keypoints.shape[1] != K:
@@ -46,33 +100,54 @@ class SampleMaker:
                                 f"{codec.skeleton.name!r} has {K}")
         per = [st.samples() for st in self.stores]
         #: ``(S, 3)`` rows ``(store index, image row, person row)``
-        self.rows = np.concatenate([np.concatenate([np.full((len(p), 1), k), p], 1) for k, p in enumerate(per)]
-                                   ).astype(np.int64).reshape(-1, 3)
+        self.rows = np.concatenate([np.zeros((0, 3))] + [np.concatenate([np.full((len(p), 1), k), p], 1)
+                                                         for k, p in enumerate(per)]).astype(np.int64).reshape(-1, 3)
         self.samples = self.rows[:, 1:]
 
     def __len__(self):
-        return len(self.samples)
+        return len(self.samples) + len(self.photos)
 
     @property
     def grid(self) -> tuple[int, int]:
         """``(g, g)``: the map shape of a crop."""
         return self.codec.map_shape((self.cfg.crop, self.cfg.crop))
 
-    def make(self, index: int, seed: int):
+    def make(self, index: int, seed: int, clean: bool = False):
         """Sample ``index`` with random stream ``seed`` ->
-        ``(image uint8 (c,c,3), heatmaps (g,g,P+1), pafs (g,g,2L), mask (g,g))``."""
-        k, img_row, person = self.rows[index % len(self.rows)]
+        ``(image uint8 (c,c,3), heatmaps (g,g,P+1), pafs (g,g,2L), mask (g,g))``, then the clean
+        crop ``uint8 (c,c,3)`` (same warp, no domain effect) when ``clean``."""
+        i = index % len(self)
         rng = np.random.default_rng(seed)
+        if i >= len(self.rows):
+            return self._photo(i - len(self.rows), rng, clean)
+        k, img_row, person = self.rows[i]
         st = self.stores[k]
         sl = st.people(img_row)
-        crop, mask, parts = augment_sample(
+        crop, mask, parts, *pair = augment_sample(
             st.image(img_row), st.mask(img_row), st.keypoints[sl], st.centre[person], st.bbox[person, 3],
-            rng, self.cfg, self.codec, self.domain, self.train)
+            rng, self.cfg, self.codec, self.domain, self.train, clean=clean)
         heat, paf = self.codec.encode_parts(parts, self.grid)
         if not (np.isfinite(heat).all() and np.isfinite(paf).all()):
             raise DataError(f"{DATA_ERROR} {st.path}: image {int(st.image_ids[img_row])} has non-finite keypoints or "
                             "bbox (rebuild the store: the annotation check now skips them)")
-        return crop, heat, paf, mask
+        return (crop, heat, paf, mask, *pair)
+
+    def _photo(self, k: int, rng, clean: bool):
+        import cv2
+        path = self.photos[k]
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        if img is None:
+            raise DataError(f"{DATA_ERROR} {path}: not a readable image")
+        h, w = img.shape[:2]
+        if max(h, w) > PHOTO_MAX_SIDE:
+            f = PHOTO_MAX_SIDE / max(h, w)
+            img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+        crop, clean_crop = augment_photo(img, rng, self.cfg, self.domain, self.train)
+        g = self.grid
+        heat = np.zeros((*g, self.codec.num_heatmaps), np.float32)
+        paf = np.zeros((*g, self.codec.num_pafs), np.float32)
+        out = (crop, heat, paf, np.zeros(g, np.float32))
+        return (*out, clean_crop) if clean else out
 
 
 def sample_schedule(n_samples: int, steps: int, batch_size: int, seed: int, start_step: int = 0):
@@ -121,7 +196,8 @@ def replica_share(idx, seeds, batch_size: int, num_replicas: int, first: int, co
 
 
 def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, seed: int = 0,
-                 start_step: int = 0, parallel: int | None = None, replicas: tuple[int, int, int] | None = None):
+                 start_step: int = 0, parallel: int | None = None, replicas: tuple[int, int, int] | None = None,
+                 clean: bool = False):
     """The batched, prefetched ``tf.data.Dataset`` of ``steps - start_step`` batches (see module doc).
 
     Args:
@@ -132,6 +208,7 @@ def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, s
         replicas: ``(first, count, total)``: build only the share of replicas ``first .. first +
             count - 1`` of ``total`` (:func:`replica_share`); batches are then per replica
             (``batch_size / total`` samples). ``None``: the whole global batch.
+        clean: the input is ``(image, clean image)`` (distillation; see module doc).
     """
     import tensorflow as tf
 
@@ -144,17 +221,20 @@ def make_dataset(maker: SampleMaker, batch_size: int, steps: int, stages: int, s
     P1, L2 = maker.codec.num_heatmaps, maker.codec.num_pafs
 
     def _make(i, s):
-        crop, heat, paf, mask = maker.make(int(i), int(s))
+        crop, heat, paf, mask, *pair = maker.make(int(i), int(s), clean=clean)
         m = mask[..., None]
         return (crop.astype(np.float32), np.concatenate([paf, m], -1).astype(np.float32),
-                np.concatenate([heat, m], -1).astype(np.float32))
+                np.concatenate([heat, m], -1).astype(np.float32), *(x.astype(np.float32) for x in pair))
 
     def _tf(i, s):
-        img, paf, heat = tf.numpy_function(_make, [i, s], [tf.float32, tf.float32, tf.float32], stateful=False)
+        img, paf, heat, *pair = tf.numpy_function(_make, [i, s], [tf.float32] * (4 if clean else 3), stateful=False)
         img.set_shape((c, c, 3))
         paf.set_shape((g, g, L2 + 1))
         heat.set_shape((g, g, P1 + 1))
-        return img, tuple(t for _ in range(stages) for t in (paf, heat))
+        for x in pair:
+            x.set_shape((c, c, 3))
+        x = (img, pair[0]) if clean else img
+        return x, tuple(t for _ in range(stages) for t in (paf, heat))
 
     ds = tf.data.Dataset.from_tensor_slices((idx, seeds))
     ds = ds.map(_tf, num_parallel_calls=parallel or tf.data.AUTOTUNE, deterministic=True)

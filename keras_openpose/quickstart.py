@@ -139,15 +139,22 @@ def run_quickstart(config_path, out_dir) -> dict:
             continue
         tc = dataclasses.replace(cfg.train, effect=domain, steps=cfg.finetune.steps or cfg.train.steps,
                                  learning_rate=cfg.finetune.learning_rate or cfg.train.learning_rate)
-        if cfg.finetune.distill:
-            tc = dataclasses.replace(tc, distill_from=str(normal), distill_weight=cfg.finetune.distill_weight)
+        ft = cfg.finetune
+        photos = None if ft.images is None else str(PROJECT_ROOT / ft.images)
+        if ft.distill or photos:
+            tc = dataclasses.replace(tc, distill_from=str(normal), distill_weight=ft.distill_weight, images=photos)
         init = normal
         run_cfg = dataclasses.replace(cfg, train=tc)
+        how = []
+        if ft.labels:
+            how.append(f"the {train_split.split} store's annotated people")
+        if photos:
+            how.append(f"the photos of {ft.images} without labels")
         print(f"expert {domain}: {cfg.model}, {tc.steps} steps of {tc.batch_size} crops of {tc.augment.crop}, "
-              f"fine-tuned from {init.name}" + (f", distilled from it on the clean view (weight "
-                                                f"{tc.distill_weight})" if cfg.finetune.distill else ""))
+              f"fine-tuned from {init.name} on {' and '.join(how)}"
+              + (f", distilled from it on the clean view (weight {tc.distill_weight})" if tc.distill_from else ""))
         run_dir = out / "train" / domain
-        final = train_expert(run_cfg, store, run_dir, init_from=init)
+        final = train_expert(run_cfg, store if ft.labels else None, run_dir, init_from=init)
         publish_model(final, models, domain, {"config": cfg.model, "steps": tc.steps, "run": str(run_dir)})
     _timed(timings, "experts", t0)
 

@@ -43,6 +43,21 @@ Faults of a distributed run (see :mod:`keras_openpose.errors`):
   ``worker_timeout`` of every collective) and they raise :class:`~keras_openpose.errors.ClusterError`
   naming the lost task; relaunching resumes from the last checkpoint.
 * a peer that never starts: :class:`~keras_openpose.errors.ClusterError` after ``worker_timeout``.
+
+Label-free adaptation (knowledge distillation, Hinton et al. 2015 "Distilling the knowledge in a
+neural network", here with the L2 regression of maps instead of softened class probabilities):
+with ``TrainConfig.distill_from`` a frozen teacher network (e.g. the normal expert) sees the clean
+crop and the student (the expert being trained) the degraded copy of the same crop, warped with
+the same matrix (:func:`keras_openpose.augment.augment_sample`; pairing a clean and a degraded view
+of one augmentation is this project's design, in the spirit of FixMatch's weak/strong views, Sohn
+et al. 2020). The loss adds ``distill_weight x sum_t MaskedL2(teacher's last-stage map, student's
+stage-t map)`` with a mask of ones (the teacher labels every pixel, crowds and unannotated people
+included), in the MaskedL2 convention (0.5 x the sum of squares per sample, batch mean). The teacher
+runs in the same ``tf.function`` step in the run's precision, without gradient. Photos of
+``TrainConfig.images`` (unlabelled) have no annotated loss (zero mask), only the teacher term.
+``training.csv`` then has a ``distill_<output>_loss`` column per output. The teacher's file and
+SHA-256 are recorded in the checkpoint (``info["teacher"]``): a resume with another teacher, none,
+or a teacher file that changed is refused.
 """
 from __future__ import annotations
 
@@ -255,18 +270,28 @@ class TrainLoop:
         run_dir: the run folder (chief) ; other workers keep their checkpoints in a temporary folder.
         verbose: 0 silent, 1 progress bar, 2 one line per epoch (the chief only).
 
+        teacher: a frozen network created under ``strategy.scope()`` with the model's output
+            channels (distillation, see module doc); the batches' input is then ``(image, clean)``.
+        distill_weight: weight ``w`` of the teacher term.
+
     The step (per replica): ``L = sum_t MaskedL2_t / R + sum(regularisers) / R`` (the Keras loss
     already divides by ``R``; the regularisers are divided here so that ``R`` replicas add up to one
-    process), gradients of ``L`` (scaled by the ``LossScaleOptimizer`` under ``mixed_float16``),
-    ``optimizer.apply`` (which all-reduces them), and one all-reduce of ``[L, L_1..L_T, stop]``.
+    process), plus ``w x sum_t D_t`` with a teacher (``D_t``: the masked L2 of output ``t`` to the
+    teacher's last-stage map of the same kind, mask of ones, also divided by ``R``), gradients of
+    ``L`` (scaled by the ``LossScaleOptimizer`` under ``mixed_float16``), ``optimizer.apply``
+    (which all-reduces them), and one all-reduce of ``[L, L_1..L_T, (D_1..D_T,) stop]``.
     """
 
-    def __init__(self, model, strategy, run_dir: Path, verbose: int = 2, tensorboard: bool = True):
+    def __init__(self, model, strategy, run_dir: Path, verbose: int = 2, tensorboard: bool = True,
+                 teacher=None, distill_weight: float = 1.0):
         import tensorflow as tf
         self.model, self.strategy, self.run_dir = model, strategy, Path(run_dir)
+        self.teacher, self.distill_weight = teacher, float(distill_weight)
         self.worker, self.num_workers, self.chief = worker_info(strategy)
         self.verbose = verbose if self.chief else 0
         self.names = ["loss"] + [f"{n}_loss" for n in model.output_names]
+        if teacher is not None:
+            self.names += [f"distill_{n}_loss" for n in model.output_names]
         self.replicas = strategy.num_replicas_in_sync
         self._stop_requested = False
         self._done = _iterations(model)
@@ -283,18 +308,31 @@ class TrainLoop:
         import tensorflow as tf
         model, opt, R = self.model, self.model.optimizer, self.replicas
         losses = self.model.loss
+        teacher, w = self.teacher, self.distill_weight
+
+        def teacher_targets(clean):
+            """The teacher's last-stage ``[PAF, heatmaps]`` with a mask channel of ones (float32)."""
+            maps = [tf.stop_gradient(keras.ops.cast(t, "float32")) for t in teacher(clean, training=False)[-2:]]
+            return [keras.ops.concatenate([t, keras.ops.ones_like(t[..., :1])], -1) for t in maps]
 
         def replica_step(x, ys, stop):
+            distill = []
+            if teacher is not None:
+                x, clean = x
+                targets = teacher_targets(clean)
             with tf.GradientTape() as tape:
                 outs = model(x, training=True)
                 per_output = [fn(y, o) for fn, y, o in zip(losses, ys, outs)]
                 total = keras.ops.sum(keras.ops.stack(per_output))
+                if teacher is not None:   # outputs alternate PAF, heatmaps: output i learns targets[i % 2]
+                    distill = [fn(targets[i % 2], o) for i, (fn, o) in enumerate(zip(losses, outs))]
+                    total = total + w * keras.ops.sum(keras.ops.stack(distill))
                 if model.losses:
                     total = total + keras.ops.sum(keras.ops.stack([keras.ops.sum(r) for r in model.losses])) / R
                 scaled = opt.scale_loss(total)
             grads = tape.gradient(scaled, model.trainable_variables)
             opt.apply(grads, model.trainable_variables)
-            return keras.ops.stack([total, *per_output, stop / R])
+            return keras.ops.stack([total, *per_output, *distill, stop / R])
 
         @tf.function(jit_compile=xla, reduce_retracing=True)
         def step(iterator, stop):
@@ -305,7 +343,8 @@ class TrainLoop:
 
     def step(self, iterator, stop: bool = False):
         """One training step on the next batch of ``iterator`` (a distributed iterator); returns the
-        all-reduced ``[loss, loss per output..., stop flag]`` (NumPy, every worker the same)."""
+        all-reduced ``[loss, loss per output..., (distillation loss per output...,) stop flag]``
+        (NumPy, every worker the same)."""
         import tensorflow as tf
         return self._step(iterator, tf.constant(1.0 if stop else 0.0)).numpy()
 
@@ -487,7 +526,40 @@ def _main_thread() -> bool:
 # entry point
 # ------------------------------------------------------------------------------------------
 
-def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | Path, resume: bool = True,
+def _teacher_identity(path) -> dict:
+    """``{"path", "sha256"}`` of a teacher file (recorded in the checkpoint, checked on resume)."""
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"path": str(Path(path).resolve()), "sha256": h.hexdigest()}
+
+
+def load_teacher(src, precision: str, codec):
+    """The frozen teacher built from a loaded network ``src`` in ``precision`` (call under the
+    strategy's scope: its variables are then the strategy's).
+
+    Raises:
+        DataError: a teacher whose maps are not the codec's (other skeleton or channel counts).
+    """
+    from .model import PoseNetwork, network_codec
+    tcodec = network_codec(src)
+    same = (tcodec.num_pafs, tcodec.num_heatmaps) == (codec.num_pafs, codec.num_heatmaps) and \
+        tuple(tcodec.skeleton.parts) == tuple(codec.skeleton.parts) and \
+        tuple(map(tuple, tcodec.skeleton.limbs)) == tuple(map(tuple, codec.skeleton.limbs))
+    if not same:
+        raise DataError(f"--distill-from: the teacher's maps ({tcodec}) are not the run's ({codec})")
+    if isinstance(src, PoseNetwork):
+        teacher = PoseNetwork.from_config({**src.get_config(), "precision": precision, "name": "teacher"})
+    else:
+        teacher = keras.models.clone_model(src)
+    teacher.set_weights(src.get_weights())
+    teacher.trainable = False
+    return teacher
+
+
+def train_expert(cfg: ExperimentConfig, store_path: str | Path | None, run_dir: str | Path, resume: bool = True,
                  init_from: str | Path | None = None, verbose: int | None = None,
                  init_vgg19: str | Path | None = None) -> Path:
     """Train (or resume) one expert; returns the path of the final ``model.keras`` (on every
@@ -498,7 +570,9 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
             ``cfg.train.effect`` the domain applied on the fly, ``cfg.skeleton`` / ``cfg.codec`` /
             ``cfg.decode`` the maps).
         store_path: training store (:mod:`keras_openpose.store`), or several (a list, or paths
-            separated by commas).
+            separated by commas); ``None`` with ``cfg.train.images`` (photos only). The photos of
+            ``cfg.train.images`` are sampled besides the stores' people; ``cfg.train.distill_from``
+            adds the teacher term (module doc).
         run_dir: run folder (see module doc); with ``multiworker`` on several machines, a folder on a
             file system every worker reads (they resume from the chief's checkpoint).
         resume: continue from ``run_dir/checkpoint.keras`` when present.
@@ -508,7 +582,9 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
         init_vgg19: ImageNet VGG-19 weights file for the ``vgg19`` backbone (else the documented
             random init: N(0, 0.01) kernels, zero biases, as CMU's prototxt).
     Raises:
-        DataError: bad store, config or initial weights; a diverged run.
+        DataError: bad store, photo folder, teacher, config or initial weights
+            (:func:`keras_openpose.pipeline.check_sources`);
+            a resume with another teacher than the checkpoint's; a diverged run.
         Preempted: SIGTERM (after the checkpoint).
         ClusterError: a lost or missing worker.
     """
@@ -517,6 +593,8 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
     tc: TrainConfig = cfg.train
     if tc.effect not in EXPERT_DOMAINS:
         raise DataError(f"--effect {tc.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
+    from .pipeline import check_sources
+    check_sources(tc, store_path)
     strategy = get_strategy(tc.distribute, tc.worker_timeout)   # first: before TensorFlow runs any op
     _, _, chief = worker_info(strategy)
     run_dir = Path(run_dir)
@@ -528,17 +606,25 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path, run_dir: str | P
 
 
 def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief):
-    from .model import build_model, load_network
-    from .pipeline import SampleMaker, make_dataset, per_replica_batch
+    import dataclasses
+
+    from .model import build_model, load_network, network_codec
+    from .model import get_config as get_network_config
+    from .pipeline import SampleMaker, list_photos, make_dataset, per_replica_batch
     from .store import Store
     if chief:
         cfg.to_yaml(run_dir / "config.yaml")
     set_precision(tc.precision)
+    photos = list_photos(tc.images) if tc.images else []
+    teacher_src = load_network(tc.distill_from) if tc.distill_from else None   # before the seed: loading draws
+    teacher_id = _teacher_identity(tc.distill_from) if tc.distill_from else None
     keras.utils.set_random_seed(tc.seed)
-    paths = store_path if isinstance(store_path, (list, tuple)) else str(store_path).split(",")
+    paths = ([] if not store_path else
+             list(store_path) if isinstance(store_path, (list, tuple)) else str(store_path).split(","))
     stores = [Store(p) for p in paths]
-    codec = training_codec(cfg, stores)
-    maker = SampleMaker(stores, tc.augment, codec, tc.effect, train=tc.augment.enabled)
+    # photos only: the teacher's skeleton (the maps it teaches), with this experiment's codec settings
+    codec = training_codec(cfg, stores) if stores else cfg.make_codec(network_codec(teacher_src).skeleton)
+    maker = SampleMaker(stores, tc.augment, codec, tc.effect, train=tc.augment.enabled, photos=photos)
     if len(maker) == 0:
         raise DataError(f"{store_path}: the store has no main person to train on")
     per_replica_batch(tc.batch_size, strategy.num_replicas_in_sync)   # fails before any work
@@ -546,14 +632,29 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
     ckpt = run_dir / "checkpoint.keras"
     info = {"steps": total_steps, "batch_size": tc.batch_size, "run": str(run_dir),
             "stores": [str(p) for p in paths]}
+    if tc.images:
+        info["images"] = str(tc.images)
+    if teacher_id:
+        info["teacher"] = teacher_id
     with strategy.scope():
         if resume and ckpt.exists():
             model = load_network(ckpt, compile=True)
+            had = model.info.get("teacher")
+            if (had or {}).get("sha256") != (teacher_id or {}).get("sha256"):
+                changed = " (its file changed since)" if had and teacher_id and had["path"] == teacher_id["path"] else ""
+                raise DataError(f"{ckpt}: trained with teacher {had['path'] if had else 'none'}, this run gives "
+                                f"{tc.distill_from or 'none'}{changed}; resume with the same --distill-from, "
+                                "or start anew with --no-resume")
         else:
-            model = build_model(cfg.model, codec, tc.precision, tc.effect)
+            # TrainConfig.weight_decay owns the L2 of the kernels (fine-tuning a trained network: 0)
+            network = dataclasses.replace(get_network_config(cfg.model), weight_decay=tc.weight_decay)
+            model = build_model(network, codec, tc.precision, tc.effect)
             model.info.update(info)
             if init_from:
                 src = load_network(init_from)
+                from .skeleton import check_same_layout     # same count, other names: weights would fit silently
+                check_same_layout(network_codec(src).skeleton, codec.skeleton, f"--init-from {init_from}",
+                                  ("the model", "the training data"))
                 try:
                     model.set_weights(src.get_weights())
                 except ValueError as e:
@@ -562,17 +663,19 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
                 from .weights import load_vgg19_imagenet
                 load_vgg19_imagenet(model, init_vgg19)
             compile_model(model, tc)
+        teacher = load_teacher(teacher_src, tc.precision, codec) if teacher_src is not None else None
     start = _iterations(model)
     if chief:
         _truncate_csv(run_dir / "training.csv", start // tc.steps_per_epoch)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     loop = TrainLoop(model, strategy, run_dir, verbose,
-                     tensorboard=os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0")
+                     tensorboard=os.environ.get("KERAS_OPENPOSE_TENSORBOARD", "1") != "0",
+                     teacher=teacher, distill_weight=tc.distill_weight)
 
     def dataset(start_step, replicas):
         return make_dataset(maker, tc.batch_size, total_steps, model.stages, tc.seed, start_step=start_step,
-                            parallel=tc.workers or None, replicas=replicas)
+                            parallel=tc.workers or None, replicas=replicas, clean=teacher is not None)
     loop.fit(dataset, total_steps, tc.steps_per_epoch)
     final = run_dir / "model.keras"
     if chief:

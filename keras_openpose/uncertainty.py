@@ -2,7 +2,8 @@
 people paired across experts with or without ground truth, and whether disagreement predicts error.
 
 Definitions (for one person seen by experts ``e = 1..E``, a limb with endpoints ``a, b`` in
-input-image pixels; the reference's formulas with its defects fixed, reference-system.md §10, §13):
+input-image pixels; the original project's formulas (ainu412 keras-openpose-reproduce, util_ainu.py) with
+its defects fixed: real limb names, angles wrapped, the person's scale as the normaliser):
 
 * translational: mean over expert pairs ``(i, j)`` of ``(|a_i - a_j| + |b_i - b_j|) / 2``, divided by
   the person's scale ``sqrt(area)``: the GT ``area`` (segmentation) when the person has ground truth,
