@@ -338,10 +338,12 @@ CROWDED_INDEX = 0.1
 
 
 def check_layout(split, codec) -> None:
-    """Raise :class:`DataError` when the split's keypoints per annotation are not the codec skeleton's."""
-    if split.num_keypoints != codec.skeleton.num_keypoints:
+    """Raise :class:`DataError` when the split's keypoints per annotation are not the skeleton's
+    (``codec``: a :class:`~keras_openpose.codec.PafCodec` or a :class:`~keras_openpose.skeleton.Skeleton`)."""
+    skeleton = getattr(codec, "skeleton", codec)
+    if split.num_keypoints != skeleton.num_keypoints:
         raise DataError(f"{split.annotation_file}: {split.num_keypoints} keypoints per annotation, the model's "
-                        f"skeleton {codec.skeleton.name!r} has {codec.skeleton.num_keypoints}")
+                        f"skeleton {skeleton.name!r} has {skeleton.num_keypoints}")
 
 
 def reference_subsets(split) -> dict:
@@ -467,6 +469,9 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
         ``None`` when AP is undefined, pck, seconds per image, counts). The CSV carries the interval
         as the rows ``ap_interval low`` / ``ap_interval high`` (empty when undefined). A skipped
         image (``DataError``) adds no time.
+    Raises:
+        DataError: images without cached predictions (``compute`` off), or an overlay that cannot
+            be written (``<path>: <OS error>``, :func:`keras_openpose.files.write_image_atomic`).
     """
     import json
     import time
@@ -474,7 +479,7 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
     import pandas as pd
     from tqdm import tqdm
 
-    from .files import atomic_write, write_json_atomic
+    from .files import atomic_write, write_image_atomic, write_json_atomic
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / "predictions.jsonl"
@@ -506,10 +511,9 @@ def evaluate_predictor(predict, split, image_ids, out_dir, name: str = "run", pr
                 f.flush()
                 done[i] = rec
                 seconds += rec["seconds"]     # 0 for a skipped image (``dt`` is unset or stale there)
-                if overlays and img is not None:
-                    import cv2
-                    cv2.imwrite(str(out_dir / "predictions" / split.images[i]["file_name"]),
-                                draw_poses(img, people, skeleton) if skeleton else draw_poses(img, people))
+                if overlays and img is not None:   # a failed write (full disk) ends the run: one line, the path
+                    write_image_atomic(draw_poses(img, people, skeleton) if skeleton else draw_poses(img, people),
+                                       out_dir / "predictions" / split.images[i]["file_name"])
     missing = [i for i in image_ids if i not in done]
     if missing:
         raise DataError(f"{cache}: no predictions for {len(missing)} images (run with --compute_keypoint True)")

@@ -69,6 +69,33 @@ def write_bytes_atomic(data: bytes, path: str | Path) -> Path:
     return Path(path)
 
 
+def write_image_atomic(image, path: str | Path) -> Path:
+    """Write an image (``(H, W, 3)`` BGR uint8) atomically, encoded by the file's suffix (JPEG
+    for a suffix OpenCV cannot write). ``cv2.imwrite`` only returns ``False`` on a failed write
+    (a full disk, a read-only folder); here every failure is one :class:`~keras_openpose.errors.DataError`
+    naming the path and, where the OS gave one, its error.
+
+    Raises:
+        DataError: ``<path>: <OS error>`` or ``<path>: image encoding failed``.
+    """
+    import cv2
+
+    from .errors import DataError
+    path = Path(path)
+    ext = path.suffix.lower() if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff",
+                                                          ".webp") else ".jpg"
+    try:
+        ok, buf = cv2.imencode(ext, image)
+    except cv2.error as e:
+        raise DataError(f"{path}: image encoding failed ({str(e).strip().splitlines()[-1][:120]})") from None
+    if not ok:
+        raise DataError(f"{path}: image encoding failed")
+    try:
+        return write_bytes_atomic(buf.tobytes(), path)
+    except OSError as e:
+        raise DataError(os_error_line(e) or f"{path}: {e}") from None
+
+
 def json_safe(obj):
     """``obj`` with every non-finite float (NaN, inf: "undefined", e.g. AP without people) as
     ``None``: JSON has no NaN, and a reader must not mistake one for a number."""

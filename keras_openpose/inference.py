@@ -67,7 +67,8 @@ class KerasRuntime:
     """A Keras network as one ``tf.function`` traced once, for any batch and image size: its input
     signature is ``(None, None, None, 3)`` float32, so images of new sizes (every COCO image has
     its own width) reuse the same graph instead of tracing a new one (TensorFlow's ``retracing``
-    warning; a trace costs about as much as several network passes)."""
+    warning; a trace costs as much as tens of network passes). The trace and the graph's first
+    run happen here, on a small blank input, so that no image pays for them."""
 
     name = "keras"
 
@@ -79,6 +80,7 @@ class KerasRuntime:
         self.codec = codec or network_codec(model)
         self._fn = tf.function(lambda x: model(x, training=False)[-2:],
                                input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+        self._fn(np.full((1, 8 * self.codec.stride, 8 * self.codec.stride, 3), PAD_VALUE, np.float32))
 
     def __call__(self, x: np.ndarray):
         paf, heat = self._fn(np.asarray(x, np.float32))
@@ -254,15 +256,18 @@ class PoseEstimator:
 
     def maps(self, image: np.ndarray):
         """Heatmaps ``(h, w, P + 1)`` and PAFs ``(h, w, 2L)`` of ``image`` (BGR uint8), averaged over
-        scales and flips, at the codec's stride on the first scale's resized image.
+        scales and flips, on the map grid of the largest scale (its cells are the finest; the maps
+        of the other scales are resampled onto it bilinearly with the cell centres of every scale
+        at their exact image positions, :func:`keras_openpose.codec.cells_to_pixels`). One scale:
+        the network's own maps, padding cropped.
 
         Returns:
-            ``(heatmaps, pafs, stride)`` where ``stride`` = image pixels per cell (``codec.stride / s``).
+            ``(heatmaps, pafs, stride)`` where ``stride`` = image pixels per cell (``codec.stride / s``
+            of the largest scale).
         """
         o, st = self.options, self.codec.stride
         t0 = time.perf_counter()
-        acc_h = acc_p = None
-        base = None
+        per_scale = []                      # (heatmaps, pafs, resize factor s) of each scale
         for sc in o.scales:
             x, s, (hr, wr) = preprocess(image, o.box_size, sc, st, o.max_side)
             batch = x[None]
@@ -270,24 +275,40 @@ class PoseEstimator:
                 batch = np.concatenate([batch, x[None, :, ::-1]], 0)
             paf, heat = self.runtime(batch)
             h, w = -(-hr // st), -(-wr // st)
-            hs, ps = [heat[0, :h, :w]], [paf[0, :h, :w]]
+            hm, pm = heat[0, :h, :w], paf[0, :h, :w]
             if o.flip:
                 # the mirrored input was padded on the right: cells of the image are the last w ones
                 Wc = heat.shape[2]
                 fh, fp = self.codec.flip_maps(heat[1, :h, Wc - w:], paf[1, :h, Wc - w:])
-                hs.append(fh)
-                ps.append(fp)
-            hm, pm = np.mean(hs, 0), np.mean(ps, 0)
-            if base is None:
-                base = (h, w, s)
-            elif (h, w) != base[:2]:
-                hm = cv2.resize(hm, (base[1], base[0]), interpolation=cv2.INTER_LINEAR)
-                pm = cv2.resize(pm, (base[1], base[0]), interpolation=cv2.INTER_LINEAR)
-            acc_h = hm if acc_h is None else acc_h + hm
-            acc_p = pm if acc_p is None else acc_p + pm
+                hm, pm = 0.5 * (hm + fh), 0.5 * (pm + fp)
+            per_scale.append((hm, pm, s))
+        heat, paf, s_base = max(per_scale, key=lambda m: m[0].shape[0] * m[0].shape[1])
+        if len(per_scale) > 1:
+            hb, wb = heat.shape[:2]
+
+            def resample(n_dst, n_src, r):
+                """``(n_dst, n_src)`` linear interpolation: base cell i sits at cell
+                ``(i + 1/2) r - 1/2`` of a scale whose resize factor is ``r`` times the base's."""
+                c = np.clip((np.arange(n_dst) + 0.5) * r - 0.5, 0, n_src - 1)
+                i0 = np.minimum(np.floor(c).astype(np.int64), n_src - 1)
+                i1 = np.minimum(i0 + 1, n_src - 1)
+                m = np.zeros((n_dst, n_src), np.float32)
+                np.add.at(m, (np.arange(n_dst), i0), 1 - (c - i0))
+                np.add.at(m, (np.arange(n_dst), i1), c - i0)
+                return m
+
+            acc_h, acc_p = np.zeros_like(heat), np.zeros_like(paf)
+            for hm, pm, s in per_scale:
+                if hm.shape[:2] == (hb, wb) and s == s_base:
+                    acc_h += hm
+                    acc_p += pm
+                    continue
+                ry, rx = resample(hb, hm.shape[0], s / s_base), resample(wb, hm.shape[1], s / s_base)
+                acc_h += np.einsum("ij,jkc,lk->ilc", ry, hm, rx, optimize=True)
+                acc_p += np.einsum("ij,jkc,lk->ilc", ry, pm, rx, optimize=True)
+            heat, paf = acc_h / len(per_scale), acc_p / len(per_scale)
         self.timing["network_s"] += time.perf_counter() - t0
-        n = len(o.scales)
-        return acc_h / n, acc_p / n, st / base[2]
+        return np.ascontiguousarray(heat, np.float32), np.ascontiguousarray(paf, np.float32), st / s_base
 
     def decode(self, heatmaps, pafs, stride, image_shape) -> list[dict]:
         """People from maps (:meth:`keras_openpose.codec.PafCodec.decode`), timed."""

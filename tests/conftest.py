@@ -24,6 +24,14 @@ def val_split():
 
 
 @pytest.fixture(scope="session")
+def vgg19_network():
+    """The 52 M-parameter CMU network, built once per test session (about 4 s and 200 MB each time).
+    Tests read its structure or load weights into it; none may depend on its initial weights."""
+    from keras_openpose.model import build_model
+    return build_model("vgg19")
+
+
+@pytest.fixture(scope="session")
 def train_store(tmp_path_factory, train_split):
     from keras_openpose.store import build_store
     path = tmp_path_factory.mktemp("store") / "train2017.h5"

@@ -25,24 +25,66 @@ def _labelled(split):
                if a["num_keypoints"] > 0 and not a["iscrowd"])
 
 
+#: The training runs in its own process with one intra-op thread and TensorFlow's deterministic
+#: ops, so its weights do not depend on the load of the machine (threads finishing in another order
+#: sum in another order: in-process under load, FreiHAND's recall once came out 0.494, another
+#: time 0.601, against a floor of 0.5). Seed 0 run twice here gave identical losses and scores.
+#: Another machine (other kernels) draws other weights, so the floors below have a margin over
+#: the spread of training seeds 0, 1, 2 (2 shared cores, load 7-14):
+#:
+#: ==========  ==========================  ==========================  =======================
+#: set         last / first epoch loss     heatmap MSE / zero maps'    heatmap-peak recall
+#: ==========  ==========================  ==========================  =======================
+#: FreiHAND    0.255, 0.244, 0.215         0.333, 0.395, 0.363         0.53-0.57, 0.40, 0.24
+#: AIC         0.462, 0.483, 0.478         0.324, 0.414, 0.463         0.53, 0.42, 0.31
+#: AP-10K      0.143, 0.110, 0.111         0.114, 0.155, 0.143         0.84, 0.75, 0.84
+#: untrained   --                          1.20, 1.09, 1.02            0.02, 0.17, 0.31
+#: ==========  ==========================  ==========================  =======================
+#:
+#: The heatmap error is the learning check (a narrow spread, far from the untrained network); the
+#: recall of peaks is not (an untrained network's hundreds of noise peaks per image already reach
+#: some keypoints, and rounding differences move them: the same FreiHAND model gave 0.530 and 0.565
+#: in two processes), so its floor only says that peaks are found near keypoints.
+LOSS_RATIO_MAX, MSE_RATIO_MAX, RECALL_MIN = 0.6, 0.6, 0.15
+
+TRAIN = """
+import sys; sys.path.insert(0, {repo!r})
+import tensorflow as tf
+tf.config.threading.set_intra_op_parallelism_threads(1)
+tf.config.experimental.enable_op_determinism()
+from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
+from keras_openpose.train import train_expert
+steps = {steps}
+cfg = ExperimentConfig(model="tiny", train=TrainConfig(
+    batch_size=4, steps=steps, steps_per_epoch=steps // 2, learning_rate=2e-3, lr_step=int(0.75 * steps),
+    lr_gamma=0.3, seed={seed}, augment=AugmentConfig(crop={crop}, enabled=False)))
+print(train_expert(cfg, {store!r}, {run!r}, verbose=0))
+"""
+
+
+def train_deterministic(store, run, steps, crop=128, seed=0):
+    """Train the tiny network on ``store`` in a fresh process (see :data:`TRAIN`); the model path."""
+    env = {"KERAS_OPENPOSE_TENSORBOARD": "0", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    code = TRAIN.format(repo=str(REPO), steps=steps, seed=seed, crop=crop, store=str(store), run=str(run))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize("ann,skeleton,steps", SETS)
 def test_store_train_evaluate_predict(tmp_path, ann, skeleton, steps):
-    from keras_openpose.config import AugmentConfig, ExperimentConfig, InferenceOptions, TrainConfig
-    from keras_openpose.evaluate import evaluate_predictor, map_scores
+    from keras_openpose.config import InferenceOptions
+    from keras_openpose.evaluate import MapScorer, evaluate_predictor
     from keras_openpose.inference import PoseEstimator, predict_source
     from keras_openpose.store import Store, build_store
-    from keras_openpose.train import train_expert
     split = shared_split(ann)
     K = split.num_keypoints
     rep = build_store(split, tmp_path / "s.h5", workers=1, progress=False)
     assert rep["complete"] and Store(tmp_path / "s.h5").keypoints.shape[1:] == (K, 3)
     crop = 128
-    cfg = ExperimentConfig(model="tiny", train=TrainConfig(
-        batch_size=4, steps=steps, steps_per_epoch=steps // 2, learning_rate=2e-3, lr_step=int(0.75 * steps),
-        lr_gamma=0.3, augment=AugmentConfig(crop=crop, enabled=False)))
-    path = train_expert(cfg, tmp_path / "s.h5", tmp_path / "run", verbose=0)
+    path = train_deterministic(tmp_path / "s.h5", tmp_path / "run", steps, crop)
     losses = [float(r.split(",")[1]) for r in (tmp_path / "run" / "training.csv").read_text().splitlines()[1:]]
-    assert losses[-1] < 0.5 * losses[0], losses
+    assert losses[-1] < LOSS_RATIO_MAX * losses[0], losses
     # the model file alone says which skeleton it predicts; people are evaluated at the training scale
     heights = [a["bbox"][3] / split.images[a["image_id"]]["height"] for a in split.data["annotations"]]
     box = int(round(0.6 * crop / np.median(heights) / 8) * 8)
@@ -53,16 +95,26 @@ def test_store_train_evaluate_predict(tmp_path, ann, skeleton, steps):
     has_sigmas = est.skeleton.oks_sigmas is not None
     assert (s["stats"] is not None) == has_sigmas and s["pck_alpha"] == (0.5 if has_sigmas else 0.2)
     assert s["pck_counts"]["all"][1] == _labelled(split)         # every labelled keypoint counted once
-    # the maps learned the training images: heatmap peaks find most labelled keypoints
-    ms = map_scores(est.maps, split, split.image_ids, codec=est.codec, progress=False)
-    assert ms["recall"] >= 0.5, ms
+    # the maps learned the training images: heatmap error well under that of all-zero maps (the
+    # same targets and masks), and heatmap peaks at the labelled keypoints
+    learnt, zero = MapScorer(est.codec), MapScorer(est.codec)
+    for i in split.image_ids:
+        img = split.read(i)
+        maps = est.maps(img)
+        t = learnt.targets(split.anns_by_image.get(i, []), img.shape, maps)
+        learnt.add(maps, t)
+        zero.add((np.zeros_like(maps[0]), np.zeros_like(maps[1]), maps[2]), t)
+    ms, z = learnt.result(), zero.result()
+    assert ms["heatmap_mse"] < MSE_RATIO_MAX * z["heatmap_mse"], (ms, z)
+    assert ms["recall"] >= RECALL_MIN, ms
     r = predict_source(str(split.image_dir), tmp_path / "pred", weights=path, options=InferenceOptions(box_size=box))
     poses = json.loads((tmp_path / "pred" / "poses.json").read_text())
     assert r["frames"] == len(split.images) and len(poses) == r["people"] > 0
     assert all(len(p["keypoints"]) == 3 * K for p in poses)
     print(json.dumps({"set": split.split, "skeleton": skeleton, "loss": [losses[0], losses[-1]],
                       "AP": s["stats"]["AP"] if has_sigmas else None, "pck": s["pck"]["all"],
-                      "keypoint_recall": ms["recall"], "keypoint_f1": ms["f1"]}))
+                      "keypoint_recall": ms["recall"], "keypoint_f1": ms["f1"],
+                      "heatmap_mse_ratio": ms["heatmap_mse"] / z["heatmap_mse"]}))
 
 
 def _cli(*args, timeout=300):
@@ -104,11 +156,33 @@ def test_every_command_on_a_hand_dataset(tmp_path):
     assert summary["stats"] is None and summary["pck_counts"]["all"][1] == _labelled(split) == 63
     _cli("train_domain_classifier/ensemble.py", "--models-dir", str(models), "--annotations", str(ann),
          "--mode", "all", "--out", str(res), "--box-size", "168")
-    out = _cli("util_ainu.py", "--annotations", str(ann), "--results", str(res), "--out", str(tmp_path / "dis"))
+    files = {t: res / f"test_onehand10k-{t}-open-pose-single-scale-4" / f"test_onehand10k-{t}_result.json"
+             for t in ("ours", "dark", "motion_blur")}
+    found = {t: json.loads(f.read_text()) for t, f in files.items()}
+    assert found["ours"] == found["dark"] == found["motion_blur"]      # three copies of one network: the same people
+    # disagreement on known results: two experts give the ground truth, the third moves the wrist 4 px
+    gts = [a for a in split.data["annotations"] if a["num_keypoints"] > 0 and not a["iscrowd"]]
+    exact = [{"image_id": a["image_id"], "category_id": 1, "keypoints": a["keypoints"], "score": 1.0} for a in gts]
+    moved = [{**d, "keypoints": [d["keypoints"][0] + 4 * (d["keypoints"][2] > 0)] + d["keypoints"][1:]} for d in exact]
+    for t, dets in (("ours", exact), ("dark", exact), ("motion_blur", moved)):
+        files[t].write_text(json.dumps(dets))
+    out = _cli("util_ainu.py", "--annotations", str(ann), "--results", str(res), "--models-dir", str(models),
+               "--out", str(tmp_path / "dis"))
     rep = json.loads((tmp_path / "dis" / "test_onehand10k-three-model-disagreement.json").read_text())
+    from keras_openpose.skeleton import get_skeleton
+    sk = get_skeleton("hand21")
     assert list(rep["limbs"])[:2] == ["wrist-thumb1", "thumb1-thumb2"] and len(rep["limbs"]) == 20
-    if rep["n_persons"]:   # three copies of one model: they agree exactly
-        assert rep["total_transl"] == pytest.approx(0.0, abs=1e-9)
+    assert list(rep["limbs"]) == [sk.limb_name(i) for i in range(sk.num_limbs)]     # the model's limbs
+    assert rep["n_persons"] == len(gts) == 4
+    by_id = {a["id"]: a for a in gts}
+    for person in rep["persons"]:
+        gt = by_id[person["gt_id"]]
+        lab = np.asarray(gt["keypoints"]).reshape(-1, 3)[:, 2] > 0
+        for (a, b), t in zip(sk.limbs, person["transl_limbs"]):
+            if not (lab[a] and lab[b]):
+                assert t is None or np.isnan(t)          # a limb the ground truth lacks: not measured
+            else:   # pairs (exact, exact) 0, (exact, moved) twice 4 px at one end: mean (2 + 2 + 0) / 3 px (float32)
+                assert t == pytest.approx((4 / 3 if 0 in (a, b) else 0.0) / np.sqrt(gt["area"]), rel=1e-6, abs=1e-12)
     out = _cli("-m", "keras_openpose.predict", "--weights", str(models / "pose_normal.keras"), "--input",
                str(ann.parent), "--out", str(tmp_path / "pred"), "--box-size", "168", "--show-kpt-name")
     poses = json.loads((tmp_path / "pred" / "poses.json").read_text())

@@ -152,8 +152,12 @@ def test_eval_script_full_report_on_known_answer(tmp_path, val_split):
     assert len(json.loads((run_dir / "val2017-ours_result.json").read_text())) == len(matched)
 
 
-def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_split):
-    """ensemble.py end to end: three experts + a classifier -> COCO report and map scores."""
+def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_split, val_split):
+    """ensemble.py end to end: three experts + a classifier -> COCO report and map scores. The
+    experts are copies of one network, so the fused maps are its maps (weights summing to 1): the
+    command's map errors must be the one network's, computed here. Peaks of an untrained network
+    are noise (hundreds per image, moved by a 1e-7 change of the maps), so the peak scores are
+    taken at --peak-threshold 1.0, above every heatmap value: no peak, recall = precision = F1 = 0."""
     import json
     import shutil
 
@@ -166,13 +170,25 @@ def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_s
                      progress=False, feature_reps=1)
     r = _run("train_domain_classifier/ensemble.py", "--coco_dataType", "val2017", "--coco-root",
              str(REPO / "dataset" / "sample"), "--models-dir", str(models), "--mode", "fuse", "--fir_img_num", "3",
-             "--map-scores", "--out", str(tmp_path / "out"), timeout=300)
+             "--map-scores", "--peak-threshold", "1.0", "--out", str(tmp_path / "out"), timeout=300)
     assert r.returncode == 0, r.stderr[-1500:]
     run = tmp_path / "out" / "val2017-ensemble_fuse-open-pose-single-scale-3"
     ms = json.loads((run / "map_scores.json").read_text())
-    assert ms["images"] == 3 and ms["heatmap_mse"] > 0
-    p, r_ = ms["precision"], ms["recall"]
-    assert ms["f1"] == pytest.approx(2 * p * r_ / (p + r_) if p + r_ else 0.0)
+    from keras_openpose.evaluate import map_scores
+    from keras_openpose.inference import PoseEstimator
+    est = PoseEstimator.from_weights(untrained_model)
+    top = []
+
+    def maps(img):
+        m = est.maps(img)
+        top.append(float(m[0][..., :-1].max()))
+        return m
+    ref = map_scores(maps, val_split, val_split.image_ids[:3], codec=est.codec, progress=False)
+    assert max(top) < 1.0 and ref["peaks_per_image"] > 0          # the flag, not the maps, removed every peak
+    assert ms["images"] == 3 and ms["peaks_per_image"] == 0
+    assert (ms["recall"], ms["precision"], ms["f1"]) == (0.0, 0.0, 0.0)
+    for k in ("heatmap_mse", "paf_mse"):     # float32 rounding of w1 M + w2 M + w3 M only
+        assert ms[k] == pytest.approx(ref[k], rel=1e-5), k
     assert (run / "val2017-ensemble_fuse_result.csv").exists() and "keypoint F1" in r.stdout
 
 

@@ -7,9 +7,8 @@ from keras_openpose.config import AugmentConfig
 from keras_openpose.skeleton import OPENPOSE_COCO18 as S
 
 
-def test_vgg19_is_the_cmu_network():
-    from keras_openpose.model import build_model
-    m = build_model("vgg19")
+def test_vgg19_is_the_cmu_network(vgg19_network):
+    m = vgg19_network
     assert m.count_params() == 52_311_446
     names = {layer.name for layer in m.layers}
     for n in ("conv1_1", "conv4_2", "conv4_3_CPM", "conv4_4_CPM", "conv5_5_CPM_L1", "conv5_5_CPM_L2",

@@ -107,7 +107,12 @@ def test_report_with_ground_truth_pairs_by_gt_and_measures_error(val_split):
         gt = next(a for a in gts if a["id"] == p["gt_id"])
         # pairs (exact, exact) = 0, (exact, moved) = 5 px twice: mean 10/3 px over sqrt(area)
         assert p["transl"] == pytest.approx(10 / 3 / np.sqrt(gt["area"]), rel=1e-4)
-        assert 0 < p["error"] < 1
+        # error = 1 - mean OKS of the experts: 1, 1 and the moved copy's COCO OKS, exp(-d^2 / (2 area (2 sigma)^2))
+        # averaged over the labelled keypoints with d = 5 px
+        lab = np.array(gt["keypoints"], float).reshape(-1, 3)[:, 2] > 0
+        var = (2 * S.pairing_sigmas[lab]) ** 2          # the default skeleton (OpenPose COCO-18)
+        oks_moved = np.mean(np.exp(-25.0 / var / (gt["area"] + np.spacing(1)) / 2))
+        assert p["error"] == pytest.approx((1 - oks_moved) / 3, rel=1e-9)
     assert np.isfinite(rep["spearman_transl"]) and "sparsification_transl" in rep
 
 

@@ -45,9 +45,8 @@ def _layer(name, blobs, legacy=False):
 
 
 @pytest.fixture(scope="module")
-def vgg19():
-    from keras_openpose.model import build_model
-    return build_model("vgg19")
+def vgg19(vgg19_network):
+    return vgg19_network          # built once per session (conftest)
 
 
 def test_caffemodel_lands_in_the_right_layers_with_the_right_axes(tmp_path, vgg19):

@@ -11,10 +11,18 @@ LiteRT a ``<file>.json`` beside it (LiteRT flatbuffers have no free-form metadat
 Every export ends with a parity check against Keras (float32) on real images; it fails past the
 precision's tolerance.
 
+int8 is static post-training quantisation: int8 weights per output channel (per-tensor weights make
+the trained Lightweight OpenPose find no person at all), 8-bit activations per tensor with MinMax
+ranges from calibration images at the inference heights, after :func:`equalize_channel_ranges` has
+shrunk the few very wide activation channels (float-exact; without it the network loses 13 % of its
+AP). On the COCO-trained Lightweight OpenPose all three int8 runtimes keep the Keras fp32 AP
+(``bench/int8.py``).
+
     python -m keras_openpose.export --weights models/pose_normal.keras --format onnx --out models/pose_normal.onnx
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -28,9 +36,19 @@ FORMATS = {"onnx": ".onnx", "litert": ".tflite", "openvino": ".xml"}
 #: Largest |exported - Keras float32| of any map value allowed by the parity check, per precision.
 #: fp32: engines sum in different orders; a trained group-norm network (maps up to 1.5) differs from
 #: Keras by 1.6e-3 in ONNX Runtime, OpenVINO and LiteRT alike (and they by up to 0.9e-3 from each
-#: other), far below what moves a peak past the decoder's 0.1 threshold.
+#: other), far below what moves a peak past the decoder's 0.1 threshold. int8: the COCO-trained Lightweight
+#: OpenPose (map scale 1.2) differs by 0.057-0.074 (LiteRT, ONNX, OpenVINO) and keeps its AP; without
+#: :func:`equalize_channel_ranges` it differed by 0.35-0.51 and lost 13 % of its AP, with per-tensor
+#: weights by 1.2 (no person found): both fail.
 TOLERANCE = {"fp32": 5e-3, "fp16": 3e-2, "int8": 0.25}
 META_KEY = "keras_openpose"
+#: int8 calibration: the first N images of the folder (sorted by name), resized to these input heights in
+#: turn when the input size is dynamic (Lightweight OpenPose's 256, CMU's 368), and the quantile of channel
+#: ranges that :func:`equalize_channel_ranges` shrinks wider channels to; all chosen by map error on
+#: held-out train2017 images (README, "int8").
+CALIBRATION_IMAGES = 40
+CALIBRATION_HEIGHTS = (256, 368)
+EQUALIZE_QUANTILE = 0.5
 
 
 def float32_network(model):
@@ -49,13 +67,145 @@ def _signature(input_size):
 
 
 def _maps_function(model, input_size):
+    """The traced ``image -> {heatmaps, pafs}`` function (traced now, dilated convolutions as one op each)."""
     import tensorflow as tf
 
-    @tf.function(input_signature=_signature(input_size))
+    @tf.function(input_signature=_signature(input_size), autograph=False)   # no Python control flow
     def maps(image):
         paf, heat = model(image, training=False)[-2:]
         return {"heatmaps": heat, "pafs": paf}
+    with _native_dilations():
+        maps.get_concrete_function()
     return maps
+
+
+@contextlib.contextmanager
+def _native_dilations():
+    """While tracing: a dilated stride-1 convolution becomes one ``Conv2D`` / ``DepthwiseConv2dNative`` op
+    with a ``dilations`` attribute (the same maps; TensorFlow's CPU kernels, tf2onnx, LiteRT and OpenVINO
+    all run it) instead of TensorFlow's SpaceToBatchND -> convolution -> BatchToSpaceND. For a dynamic input
+    size tf2onnx turned each of those into ~40 shape ops (Slice, Concat, SpaceToDepth ...) around an
+    undilated Conv with its bias as a separate Add, which ONNX Runtime's quantiser then quantised apart
+    (Lightweight OpenPose has 6 dilated convolutions: 1,000 ONNX nodes -> 120)."""
+    import tensorflow as tf
+    conv, depthwise = tf.nn.convolution, tf.nn.depthwise_conv2d
+
+    def pair(v):
+        return [int(v)] * 2 if np.ndim(v) == 0 else [int(u) for u in v]
+
+    def native(x, data_format, strides, dilations, padding):
+        return (dilations is not None and max(pair(dilations)) > 1 and x.shape.rank == 4
+                and data_format in (None, "NHWC") and isinstance(padding, str) and padding.upper() in ("SAME", "VALID")
+                and all(s == 1 for s in pair(1 if strides is None else strides)))
+
+    def convolution(input, filters, strides=None, padding="VALID", data_format=None, dilations=None, name=None):
+        if native(input, data_format, strides, dilations, padding) and filters.shape.rank == 4 \
+                and filters.shape[2] == input.shape[-1]:
+            return tf.raw_ops.Conv2D(input=input, filter=filters, strides=[1, 1, 1, 1], padding=padding.upper(),
+                                     dilations=[1, *pair(dilations), 1])
+        return conv(input, filters, strides, padding, data_format, dilations, name)
+
+    def depthwise_conv2d(input, filter, strides, padding, data_format=None, dilations=None, name=None):
+        if native(input, data_format, strides, dilations, padding):
+            return tf.raw_ops.DepthwiseConv2dNative(input=input, filter=filter, strides=[1, 1, 1, 1],
+                                                    padding=padding.upper(), dilations=[1, *pair(dilations), 1])
+        return depthwise(input, filter, strides, padding, data_format, dilations, name)
+    tf.nn.convolution, tf.nn.depthwise_conv2d = convolution, depthwise_conv2d
+    try:
+        yield
+    finally:
+        tf.nn.convolution, tf.nn.depthwise_conv2d = conv, depthwise
+
+
+def _positive_homogeneous(layer) -> bool:
+    """A plain ReLU: ``relu(x / s) = relu(x) / s`` for ``s > 0``."""
+    import keras
+    if not isinstance(layer, keras.layers.ReLU):
+        return False
+    c = layer.get_config()
+    return not c.get("max_value") and not c.get("negative_slope") and not c.get("threshold")
+
+
+def equalize_channel_ranges(model, samples, quantile: float = EQUALIZE_QUANTILE) -> list:
+    """Shrink the wide channels of every ReLU output that feeds depthwise convolutions only, in place,
+    without changing the maps: output channel ``c`` of the convolution before the ReLU (kernel and bias)
+    is divided by ``s_c >= 1`` and channel ``c`` of the depthwise kernels after it multiplied by ``s_c``
+    (zero padding in between commutes). ``s_c = max(1, range_c / q)`` with ``range_c`` the channel's
+    largest value on ``samples`` (network inputs) and ``q`` the ``quantile`` of the live channels' ranges.
+
+    int8 runtimes quantise an activation with one scale per tensor: in the COCO-trained Lightweight
+    OpenPose one channel of ``conv5_2_sep`` reaches 812 where the median channel reaches 6.5 (``conv5_1_sep``:
+    339), so at 256 levels the others kept ~2 levels. Weights are quantised per output channel, so the
+    rescaled kernels lose nothing. A data-driven form of cross-layer equalisation (Nagel et al., "Data-Free
+    Quantization Through Weight Equalization and Bias Correction", ICCV 2019).
+
+    Returns:
+        ``[(layer name, largest s, channels rescaled)]``.
+    """
+    import keras
+    pairs = []
+    for act in model.layers:
+        nodes = act._inbound_nodes
+        if not _positive_homogeneous(act) or len(nodes) != 1 or len(nodes[0].parent_nodes) != 1:
+            continue
+        prod = nodes[0].parent_nodes[0].operation
+        if not isinstance(prod, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) or not prod.use_bias \
+                or len(prod._outbound_nodes) != 1 or getattr(prod, "depth_multiplier", 1) != 1:
+            continue
+        consumers = []
+        for n in act._outbound_nodes:
+            c = n.operation
+            if isinstance(c, keras.layers.ZeroPadding2D) and len(c._outbound_nodes) == 1:
+                c = c._outbound_nodes[0].operation
+            consumers.append(c)
+        if consumers and all(isinstance(c, keras.layers.DepthwiseConv2D) and c.depth_multiplier == 1
+                             for c in consumers):
+            pairs.append((prod, act, consumers))
+    if not pairs:
+        return []
+    probe = keras.Model(model.inputs, [a.output for _, a, _ in pairs])
+    top = None
+    for x in samples:
+        outs = probe([x], training=False)
+        m = [np.asarray(o).max(axis=(0, 1, 2)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
+        top = m if top is None else [np.maximum(a, b) for a, b in zip(top, m)]
+    done = []
+    for (prod, _, consumers), r in zip(pairs, top):
+        live = r[r > 0]
+        if not live.size:
+            continue
+        s = np.maximum(1.0, r / float(np.quantile(live, quantile))).astype(np.float32)
+        if s.max() <= 1.0:
+            continue
+        kernel, bias = prod.get_weights()
+        kernel = kernel / (s[:, None] if isinstance(prod, keras.layers.DepthwiseConv2D) else s)
+        prod.set_weights([kernel, bias / s])
+        for c in consumers:
+            w = c.get_weights()
+            c.set_weights([w[0] * s[:, None]] + w[1:])
+        done.append((prod.name, float(s.max()), int((s > 1).sum())))
+    return done
+
+
+def _explicit_dilated_pads(graph) -> None:
+    """ONNX Runtime refuses ``auto_pad SAME_*`` on dilated Convs (tf2onnx writes it for TensorFlow's
+    ``SAME``): stride-1 ones get the equivalent explicit ``pads``."""
+    import onnx
+    weights = {t.name: list(t.dims) for t in graph.initializer}
+    for node in graph.node:
+        attrs = {a.name: a for a in node.attribute}
+        auto = attrs.get("auto_pad")
+        if node.op_type != "Conv" or auto is None or auto.s not in (b"SAME_UPPER", b"SAME_LOWER"):
+            continue
+        dil = list(attrs["dilations"].ints) if "dilations" in attrs else []
+        kernel = list(attrs["kernel_shape"].ints) if "kernel_shape" in attrs else weights.get(node.input[1], [])[2:]
+        if not dil or max(dil) == 1 or len(kernel) != len(dil) or any(s != 1 for s in attrs["strides"].ints
+                                                                       if "strides" in attrs):
+            continue
+        total = [d * (k - 1) for d, k in zip(dil, kernel)]
+        first = [t // 2 if auto.s == b"SAME_UPPER" else t - t // 2 for t in total]
+        node.attribute.remove(auto)
+        node.attribute.append(onnx.helper.make_attribute("pads", first + [t - f for t, f in zip(total, first)]))
 
 
 def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=None, calibration_images=None,
@@ -65,10 +215,11 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
     Args:
         fmt: ``onnx``, ``litert`` or ``openvino``.
         precision: ``fp32``; ``fp16`` (LiteRT, OpenVINO: weights in half precision); ``int8``
-            (post-training quantisation calibrated on ``calibration_images``: LiteRT's converter;
-            ONNX and OpenVINO through ONNX Runtime's static QDQ quantisation, per-channel int8
-            weights and uint8 activations, which OpenVINO runs as int8: vgg19 at 368x552 on this
-            2-core AMX CPU 202 ms vs 420 ms in bf16).
+            (post-training quantisation calibrated on :data:`CALIBRATION_IMAGES` images of
+            ``calibration_images`` at the inference size, after :func:`equalize_channel_ranges` on
+            them: LiteRT's converter; ONNX and OpenVINO through ONNX Runtime's static QDQ
+            quantisation, per-channel int8 weights, uint8 activations, MinMax ranges, which OpenVINO
+            runs as int8: vgg19 at 368x552 on this 2-core AMX CPU 202 ms vs 420 ms in bf16).
         input_size: ``(H, W)`` to fix the input size (default dynamic).
         calibration_images: a folder of images for int8.
         check_images: a folder of images for the parity check (default: the bundled sample).
@@ -89,14 +240,19 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
     model = float32_network(load_network(weights))
     description = json.dumps({**model.describe(), "export": {"format": fmt, "precision": precision,
                                                              "input_size": list(input_size) if input_size else None}})
-    fn = _maps_function(model, input_size)
+    samples, net = None, model
+    if precision == "int8":      # the parity check compares with the network as it was
+        samples = calibration_inputs(calibration_images, model.codec.stride, input_size)
+        net = float32_network(model)
+        equalize_channel_ranges(net, samples)
+    fn = _maps_function(net, input_size)
     out.parent.mkdir(parents=True, exist_ok=True)
     if precision == "int8" and fmt in ("onnx", "openvino"):
-        _to_int8_via_onnx(fn, out, fmt, description, calibration_images, model.codec.stride, input_size)
+        _to_int8_via_onnx(fn, out, fmt, description, samples)
     elif fmt == "onnx":
         _to_onnx(fn, out, description)
     elif fmt == "litert":
-        _to_litert(fn, out, precision, calibration_images, model.codec.stride, input_size)
+        _to_litert(fn, out, precision, samples)
         # LiteRT names its outputs after the graph's (Identity, Identity_1, in any order): keep the map
         names = {t.name.split(":")[0]: key for key, t in fn.get_concrete_function().structured_outputs.items()}
         write_json_atomic({**json.loads(description), "litert_outputs": names}, out.with_name(out.name + ".json"))
@@ -118,6 +274,7 @@ def _to_onnx(fn, out: Path, description: str) -> None:
     except ImportError as e:
         raise DataError(f"ONNX export needs tf2onnx and onnx ({e.name} is not installed: pip install tf2onnx onnx)") from None
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=17)
+    _explicit_dilated_pads(proto.graph)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, description
     with atomic_path(out) as tmp:
@@ -133,16 +290,25 @@ def _images(folder, n: int):
     return [read_image(f) for f in files]
 
 
-def _network_inputs(folder, stride: int, input_size, n: int):
+def calibration_inputs(folder, stride: int, input_size=None, n: int = CALIBRATION_IMAGES,
+                       heights=CALIBRATION_HEIGHTS):
+    """int8 calibration inputs: :func:`_network_inputs` of the first ``n`` images of ``folder``, at
+    ``heights`` in turn when the input size is dynamic."""
+    return _network_inputs(folder, stride, input_size, n, None if input_size else heights)
+
+
+def _network_inputs(folder, stride: int, input_size, n: int, heights=None):
     """Network inputs ``(1, H, W, 3)`` of up to ``n`` images of ``folder``, resized as at inference
-    (:func:`keras_openpose.inference.preprocess`, height ``input_size[0]`` when fixed, else the
-    default box) and cropped / padded to ``input_size`` when fixed (calibration and parity)."""
+    (:func:`keras_openpose.inference.preprocess`, height ``input_size[0]`` when fixed, else
+    ``heights`` in turn, else the default box) and cropped / padded to ``input_size`` when fixed
+    (calibration and parity)."""
     from ..config import InferenceOptions
     from ..codec import PAD_VALUE
     from ..inference import preprocess
     out = []
-    for im in _images(folder, n):
-        x = preprocess(im, input_size[0] if input_size else InferenceOptions().box_size, 1.0, stride)[0]
+    for k, im in enumerate(_images(folder, n)):
+        h = input_size[0] if input_size else heights[k % len(heights)] if heights else InferenceOptions().box_size
+        x = preprocess(im, h, 1.0, stride)[0]
         if input_size:
             pad = np.full((*input_size, 3), PAD_VALUE, np.float32)
             x = x[:input_size[0], :input_size[1]]
@@ -152,21 +318,27 @@ def _network_inputs(folder, stride: int, input_size, n: int):
     return out
 
 
-def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, calibration_images, stride: int,
-                      input_size) -> None:
-    """float32 ONNX, then ONNX Runtime's static quantisation (QDQ, per-channel) calibrated on real
-    images; for OpenVINO the quantised ONNX is converted to IR (its int8 kernels run the QDQ pairs)."""
+def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, samples) -> None:
+    """float32 ONNX, then ONNX Runtime's static quantisation (QDQ, int8 weights per output channel,
+    uint8 activations per tensor, MinMax ranges) calibrated on ``samples`` one by one (they differ in
+    size); for OpenVINO the quantised ONNX is converted to IR (its int8 kernels run the QDQ pairs)."""
     import tempfile
     try:
-        from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                              quantize_static)
     except ImportError:
         raise DataError("int8 ONNX / OpenVINO export needs onnxruntime (pip install onnxruntime)") from None
     import onnx
-    inputs = _network_inputs(calibration_images, stride, input_size, 16)
 
-    class Reader(CalibrationDataReader):
+    class Reader(CalibrationDataReader):     # set_range: quantize_static calibrates image by image
         def __init__(self):
-            self.it = iter(inputs)
+            self.set_range(0, len(samples))
+
+        def __len__(self):
+            return len(samples)
+
+        def set_range(self, start_index, end_index):
+            self.it = iter(samples[start_index:end_index])
 
         def get_next(self):
             x = next(self.it, None)
@@ -175,7 +347,8 @@ def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, calibration_ima
         fp32, q = Path(d) / "fp32.onnx", Path(d) / "int8.onnx"
         _to_onnx(fn, fp32, description)
         quantize_static(str(fp32), str(q), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, extra_options={"CalibStridedMinMax": 1})
         proto = onnx.load(str(q))
         if not any(e.key == META_KEY for e in proto.metadata_props):
             entry = proto.metadata_props.add()
@@ -194,15 +367,13 @@ def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, calibration_ima
         _save_openvino(ov_model, out, "int8", description)
 
 
-def _to_litert(fn, out: Path, precision: str, calibration_images, stride: int, input_size) -> None:
+def _to_litert(fn, out: Path, precision: str, samples=None) -> None:
     import tensorflow as tf
     conv = tf.lite.TFLiteConverter.from_concrete_functions([fn.get_concrete_function()], fn)
     if precision == "fp16":
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.target_spec.supported_types = [tf.float16]
     elif precision == "int8":
-        samples = _network_inputs(calibration_images, stride, input_size or (256, 256), 16)
-
         def representative():
             yield from ([x] for x in samples)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
