@@ -8,8 +8,12 @@ image, so a slow phase of a shared machine hits them alike.
     python bench/predict.py --networks vgg19:368 --runtimes keras_bf16,openvino,openvino_int8
 
 A runtime may end in ``_int8`` (``onnx_int8``, ``openvino_int8``, ``litert_int8``: post-training
-quantisation calibrated on the sample's train2017 images). A network name may end in ``-bn`` or ``-gn`` (batch norm / group norm instead of the config's own). ``lwop_torch`` is Lightweight OpenPose's CPU path rebuilt from its paper
-(bench/lwop_torch.py), timed in the same loop.
+quantisation calibrated on the sample's train2017 images; its accuracy on the trained network:
+bench/int8.py). A network name may end in ``-bn`` or ``-gn`` (batch norm / group norm instead of the
+config's own; ``lightweight`` is Lightweight OpenPose layer for layer, with biases and no norm layer,
+as the trained network whose batch norm was folded). ``lwop_torch`` is Lightweight OpenPose's CPU
+path rebuilt from its paper (bench/lwop_torch.py: the same architecture in PyTorch, batch norm
+unfolded as its training code runs it), timed in the same loop.
 """
 from __future__ import annotations
 

@@ -164,6 +164,10 @@ def _rules():
         "DecodeOptions.min_mean_score": R(float, 0, 10, help="people with a lower mean part+limb score are dropped"),
         "DecodeOptions.short_limb": R(float, 0, 1000, help="limbs shorter than this (cells) are judged by proximity "
                                       "where their PAF is empty"),
+        "DecodeOptions.upsample": R(int, 1, 8, help="heatmaps upsampled by this factor (bicubic) before peak finding"),
+        "DecodeOptions.score_exponent": R(float, 0, 10, help="person score = mean score x (parts / P) ^ exponent"),
+        "DecodeOptions.paf_samples_per_cell": R(float, 0, 100, help="PAF samples per cell of limb length on top of "
+                                                "paf_samples (0 = fixed count)"),
         # augmentation
         "AugmentConfig.crop": R(int, 32, 2048, help="training crop size (368 in the paper)"),
         "AugmentConfig.target_dist": R(float, 0, 10, low_open=True, help="main person's height / crop"),

@@ -14,9 +14,9 @@ precision's tolerance.
 int8 is static post-training quantisation: int8 weights per output channel (per-tensor weights make
 the trained Lightweight OpenPose find no person at all), 8-bit activations per tensor with MinMax
 ranges from calibration images at the inference heights, after :func:`equalize_channel_ranges` has
-shrunk the few very wide activation channels (float-exact; without it the network loses 13 % of its
-AP). On the COCO-trained Lightweight OpenPose all three int8 runtimes keep the Keras fp32 AP
-(``bench/int8.py``).
+shrunk the few very wide activation channels (float-exact; without it the network loses 19 % of its
+AP). On the COCO-trained Lightweight OpenPose the three int8 runtimes keep 97-99 % of the Keras fp32
+AP (``bench/int8.py``).
 
     python -m keras_openpose.export --weights models/pose_normal.keras --format onnx --out models/pose_normal.onnx
 """
@@ -37,9 +37,9 @@ FORMATS = {"onnx": ".onnx", "litert": ".tflite", "openvino": ".xml"}
 #: fp32: engines sum in different orders; a trained group-norm network (maps up to 1.5) differs from
 #: Keras by 1.6e-3 in ONNX Runtime, OpenVINO and LiteRT alike (and they by up to 0.9e-3 from each
 #: other), far below what moves a peak past the decoder's 0.1 threshold. int8: the COCO-trained Lightweight
-#: OpenPose (map scale 1.2) differs by 0.057-0.074 (LiteRT, ONNX, OpenVINO) and keeps its AP; without
-#: :func:`equalize_channel_ranges` it differed by 0.35-0.51 and lost 13 % of its AP, with per-tensor
-#: weights by 1.2 (no person found): both fail.
+#: OpenPose (map scale 1.2) differs by 0.066-0.075 (ONNX, LiteRT, OpenVINO) and keeps 97-99 % of its AP;
+#: the previous recipe (no :func:`equalize_channel_ranges`, calibrated at height 368) differed by
+#: 0.35-0.51 and kept 78 %, per-tensor weights by 1.2 (no person found): both fail.
 TOLERANCE = {"fp32": 5e-3, "fp16": 3e-2, "int8": 0.25}
 META_KEY = "keras_openpose"
 #: int8 calibration: the first N images of the folder (sorted by name), resized to these input heights in
