@@ -201,7 +201,7 @@ def _rules():
         "FinetuneConfig.distill_weight": R(float, 0, 1000, help="weight of the distillation loss of the experts"),
         "ClassifierConfig.epochs": R(int, 1, 100_000, help="classifier epochs"),
         "ClassifierConfig.val_fraction": R(float, 0, 0.9, low_open=True, help="share of --train images held out"),
-        "ClassifierConfig.dark_lights": R(float, **fraction, help="share of dark images with lamps kept clipped"),
+        "ClassifierConfig.dark_lights": R(float, **fraction, help="share of dark training images that are simulated low-light captures"),
         "ClassifierConfig.seed": R(int, 0, 2**32 - 1, help="seed"),
         # inference
         "InferenceOptions.box_size": R(int, 16, 4096, help="input height in pixels before scales"),
