@@ -209,9 +209,7 @@ class DecodeOptions:
     score_exponent: float = 0.25
     paf_samples_per_cell: float = 0.0
 
-    def __post_init__(self):
-        if not (isinstance(self.upsample, (int, np.integer)) and 1 <= self.upsample <= 8):
-            raise DataError(f"decoder option upsample must be an integer in [1, 8], got {self.upsample!r}")
+    # value ranges: keras_openpose.config.RULES ("DecodeOptions.*"), checked where a value is read
 
 
 #: The decoder's defaults before they were chosen on a real network's maps (CMU's thresholds,

@@ -115,7 +115,7 @@ def test_flip_pairs_from_names_and_flip_augmentation_swaps_the_skeletons_own_pai
 def test_experiment_config_round_trip_and_unknown_keys(tmp_path):
     from keras_openpose.config import ExperimentConfig
     cfg = ExperimentConfig.from_yaml(REPO / "configs" / "quickstart.yaml")
-    assert cfg.model == "tiny" and cfg.decode.peak_threshold == 0.05 and cfg.train.augment.crop == 256
+    assert cfg.model == "lightweight" and cfg.decode.peak_threshold == 0.05 and cfg.train.augment.crop == 256
     again = ExperimentConfig.from_yaml(cfg.to_yaml(tmp_path / "e.yaml"))
     assert again == cfg
     bad = tmp_path / "bad.yaml"
