@@ -1,11 +1,14 @@
 """Milliseconds per stage of single-image inference (read, resize, network, peaks, grouping, drawing)
-for each network x runtime, one JSON line each. Untrained weights (the network's cost does not
-depend on them; the decoder's does, see bench/decode.py). Runtimes are timed interleaved, image by
-image, so a slow phase of a shared machine hits them alike.
+for each network x runtime, one JSON line each. Untrained weights unless ``--weights`` (the
+network's cost does not depend on them; the decoder's does, see bench/decode.py). Runtimes are timed
+interleaved, image by image, so a slow phase of a shared machine hits them alike; ONNX Runtime's
+threads do not spin between runs (they would take the CPU from the runtime after them:
+bench/int8.py ``without_spinning``).
 
     python bench/predict.py                                  # lightweight at 256 on every runtime
     python bench/predict.py --networks lightweight:256,vgg19:368 --runtimes keras_bf16,openvino
     python bench/predict.py --networks vgg19:368 --runtimes keras_bf16,openvino,openvino_int8
+    python bench/predict.py --weights models/pose_normal.keras --runtimes lwop_torch,keras_fp32,onnx_int8,openvino_int8
 
 A runtime may end in ``_int8`` (``onnx_int8``, ``openvino_int8``, ``litert_int8``: post-training
 quantisation calibrated on the sample's train2017 images; its accuracy on the trained network:
@@ -31,6 +34,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+sys.path.insert(0, str(REPO / "bench"))
+from int8 import without_spinning  # noqa: E402
+
 EXPORTS = {"onnx": ("onnx", ".onnx"), "litert": ("litert", ".tflite"), "openvino": ("openvino", ".xml")}
 CALIBRATION = REPO / "dataset" / "sample" / "train2017"
 
@@ -41,6 +47,10 @@ def main():
     p.add_argument("--runtimes", default="keras_fp32,keras_bf16,onnx,litert,openvino,lwop_torch")
     p.add_argument("--images", type=int, default=12)
     p.add_argument("--repeat", type=int, default=2)
+    p.add_argument("--weights", default=None,
+                   help="a trained .keras network for every runtime instead of untrained weights (e.g. "
+                        "models/pose_normal.keras with --networks lightweight:256): int8 then quantises a real "
+                        "network, and peaks / grouping decode real maps")
     a = p.parse_args()
     import cv2
 
@@ -52,7 +62,15 @@ def main():
     from keras_openpose.errors import DataError
     from keras_openpose.export import export_model
     from keras_openpose.inference import PoseEstimator, preprocess
-    from keras_openpose.model import build_model, get_config, save_model_atomic
+    from keras_openpose.model import PoseNetwork, build_model, get_config, load_network, save_model_atomic
+
+    def network(cfg, precision):
+        if not a.weights:
+            return build_model(cfg, precision=precision)
+        trained = load_network(a.weights)
+        m = PoseNetwork.from_config(dict(trained.get_config(), precision=precision))
+        m.set_weights(trained.get_weights())
+        return m
     from keras_openpose.visualize import draw_poses
     split = CocoSplit(REPO / "dataset" / "sample", "val2017")
     paths = [split.image_path(i) for i in split.image_ids[:a.images]]
@@ -71,11 +89,11 @@ def main():
                     ests[rt] = LwopPath(DEFAULT_CODEC, int(height))
                 elif rt.startswith("keras"):
                     precision = "float32" if rt == "keras_fp32" else "mixed_bfloat16"
-                    f = save_model_atomic(build_model(cfg, precision=precision), Path(d) / f"{net}_{rt}.keras")
+                    f = save_model_atomic(network(cfg, precision), Path(d) / f"{net}_{rt}.keras")
                 else:
                     src = Path(d) / f"{net}_fp32.keras"
                     if not src.exists():
-                        save_model_atomic(build_model(cfg, precision="float32"), src)
+                        save_model_atomic(network(cfg, "float32"), src)
                     fmt, suffix = EXPORTS[rt.removesuffix("_int8")]
                     f = Path(d) / f"{net}_{rt}{suffix}"
                     int8 = rt.endswith("_int8")
@@ -87,11 +105,13 @@ def main():
                         continue
                 if rt != "lwop_torch":
                     ests[rt] = PoseEstimator.from_weights(f, opts)
+                    if f.suffix == ".onnx":
+                        without_spinning(ests[rt].runtime, f)
             t = {rt: {k: [] for k in ("read", "resize", "network", "peaks", "grouping", "drawing")} for rt in ests}
-            order = list(ests)
+            order, rng = list(ests), np.random.default_rng(0)
             for rep in range(a.repeat + 1):
                 for k, path in enumerate(paths):
-                    for rt in order[k % len(order):] + order[:k % len(order)]:
+                    for rt in [order[j] for j in rng.permutation(len(order))]:   # after a random other one
                         e = ests[rt]
                         t0 = time.perf_counter()
                         img = cv2.imread(str(path))

@@ -366,8 +366,9 @@ def test_legacy_options_are_the_old_defaults():
     assert dataclasses.asdict(LEGACY_DECODE_OPTIONS) == old
     codec = PafCodec.from_dict({**DEFAULT_CODEC.to_dict(), "decode": old})
     assert codec.decode_options == LEGACY_DECODE_OPTIONS
+    from keras_openpose.config import check_values
     with pytest.raises(DataError, match="upsample"):
-        DecodeOptions(upsample=0)
+        check_values(DecodeOptions(upsample=0))
 
 
 def test_multiscale_flip_maps_align_scales(val_split):
