@@ -16,11 +16,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(n=400):
-    from keras_openpose.coco import CocoSplit
+    from keras_openpose.data.coco import CocoSplit
     from keras_openpose.codec import DEFAULT_CODEC
     from keras_openpose.config import AugmentConfig
-    from keras_openpose.pipeline import SampleMaker, make_dataset
-    from keras_openpose.store import Store, build_store
+    from keras_openpose.data.pipeline import SampleMaker, make_dataset
+    from keras_openpose.data.store import Store, build_store
     split = CocoSplit(REPO / "dataset" / "sample", "train2017")
     with tempfile.TemporaryDirectory() as d:
         build_store(split, Path(d) / "s.h5", progress=False)

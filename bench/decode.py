@@ -4,9 +4,9 @@ on ground-truth maps (the oracle) and on a real network's own maps, for every te
 
 * Oracle: maps rendered at stride 8 from the annotations as the network would see each image
   (height resized to 368), decoded back to image pixels.
-* Network: the test domains of the split (:func:`keras_openpose.coco.make_domain_test_set`:
+* Network: the test domains of the split (:func:`keras_openpose.data.testsets.make_domain_test_set`:
   normal, dark, low_light, motion_blur 30 px, resolution half), each image through the network at
-  ``--height`` (:class:`keras_openpose.inference.PoseEstimator`, one scale, no flip), its maps
+  ``--height`` (:class:`keras_openpose.inference.estimator.PoseEstimator`, one scale, no flip), its maps
   decoded by each decoder variant. The maps are computed once (``--cache`` keeps them between runs:
   the network is the slow part).
 * ``--references``: the two reference decoders on the same maps, re-implemented here from their
@@ -52,8 +52,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from conftest import render_gt_maps  # noqa: E402
 from keras_openpose.codec import DEFAULT_CODEC, LEGACY_DECODE_OPTIONS, DecodeOptions  # noqa: E402
-from keras_openpose.coco import CocoSplit  # noqa: E402
-from keras_openpose.evaluate import coco_keypoint_eval  # noqa: E402
+from keras_openpose.data.coco import CocoSplit  # noqa: E402
+from keras_openpose.evaluate.cocoeval import coco_keypoint_eval  # noqa: E402
 
 DOMAINS = ("normal", "dark", "low_light", "motion_blur", "resolution")
 
@@ -271,7 +271,7 @@ def score(split, ids, dets):
 def network_maps(weights, height, split, domain, root, cache):
     """``{image id: (heatmaps, pafs, stride, (H, W), network seconds)}`` of one test domain and the
     domain's split; cached under ``cache`` by the weights file's content, height and domain."""
-    from keras_openpose.coco import make_domain_test_set
+    from keras_openpose.data.testsets import make_domain_test_set
     dsplit = make_domain_test_set(split, domain, root)
     w = Path(weights)
     key = hashlib.sha1((w.read_bytes() if w.is_file() else str(w.resolve()).encode()) + str(height).encode()).hexdigest()[:12]
@@ -281,7 +281,7 @@ def network_maps(weights, height, split, domain, root, cache):
     est = network_maps.estimators.get((weights, height))
     if est is None:
         from keras_openpose.config import InferenceOptions
-        from keras_openpose.inference import PoseEstimator
+        from keras_openpose.inference.estimator import PoseEstimator
         est = network_maps.estimators[(weights, height)] = PoseEstimator.from_weights(weights, InferenceOptions(box_size=height))
         est.maps(dsplit.read(dsplit.image_ids[0]))          # warm-up (the trace), not timed
     maps = {}
@@ -357,7 +357,7 @@ def main():
             d, t = run_decoder(ours(opt), gt, ids, 1)
             out["oracle"][name] = round(score(split, ids, d)["AP"], 4)
     if not a.oracle_only:
-        from keras_openpose.weights import ensure_pretrained
+        from keras_openpose.model.weights import ensure_pretrained
         weights = str(ensure_pretrained(a.weights) if a.weights else ensure_pretrained())
         out.update(weights=weights, height=a.height, split=a.split, network={}, network_ms=None)
         if a.references:

@@ -27,8 +27,8 @@ def main():
     a = p.parse_args()
     import numpy as np
 
-    from keras_openpose.ensemble import Ensemble
-    from keras_openpose.coco import CocoSplit
+    from keras_openpose.ensemble.routing import Ensemble
+    from keras_openpose.data.coco import CocoSplit
     split = CocoSplit(REPO / "dataset" / "sample", "val2017")
     images = [split.read(i) for i in split.image_ids[:a.images]]
     ens = Ensemble.from_models_dir(a.models_dir)

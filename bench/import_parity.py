@@ -21,11 +21,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from keras_openpose.coco import CocoSplit  # noqa: E402
+from keras_openpose.data.coco import CocoSplit  # noqa: E402
 from keras_openpose.config import InferenceOptions  # noqa: E402
-from keras_openpose.evaluate import score_detections  # noqa: E402
-from keras_openpose.inference import OpenVINORuntime, PoseEstimator  # noqa: E402
-from keras_openpose.weights import PRETRAINED_IR, ensure_pretrained, openvino_float_model  # noqa: E402
+from keras_openpose.evaluate.runs import score_detections  # noqa: E402
+from keras_openpose.inference.runtimes import OpenVINORuntime
+from keras_openpose.inference.estimator import PoseEstimator  # noqa: E402
+from keras_openpose.model.weights import PRETRAINED_IR, ensure_pretrained, openvino_float_model  # noqa: E402
 
 
 def main():

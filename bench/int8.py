@@ -61,13 +61,14 @@ def main():
     p.add_argument("--runtimes", default=",".join(RUNTIMES))
     p.add_argument("--weights", default=None, help="a .keras network (default: the shipped Lightweight OpenPose)")
     a = p.parse_args()
-    from keras_openpose.coco import CocoSplit
+    from keras_openpose.data.coco import CocoSplit
     from keras_openpose.config import InferenceOptions
     from keras_openpose.errors import DataError
-    from keras_openpose.evaluate import score_detections
+    from keras_openpose.evaluate.runs import score_detections
     from keras_openpose.export import export_model
-    from keras_openpose.inference import OpenVINORuntime, PoseEstimator, preprocess
-    from keras_openpose.weights import ensure_pretrained
+    from keras_openpose.inference.runtimes import OpenVINORuntime
+    from keras_openpose.inference.estimator import PoseEstimator, preprocess
+    from keras_openpose.model.weights import ensure_pretrained
     weights = Path(a.weights) if a.weights else ensure_pretrained()
     calibration = REPO / "dataset" / "sample" / "train2017"
     split = CocoSplit(REPO / "dataset" / "sample", "val2017")

@@ -57,12 +57,13 @@ def main():
     import dataclasses
 
     from keras_openpose.codec import DEFAULT_CODEC, find_peaks
-    from keras_openpose.coco import CocoSplit
+    from keras_openpose.data.coco import CocoSplit
     from keras_openpose.config import InferenceOptions
     from keras_openpose.errors import DataError
     from keras_openpose.export import export_model
-    from keras_openpose.inference import PoseEstimator, preprocess
-    from keras_openpose.model import PoseNetwork, build_model, get_config, load_network, save_model_atomic
+    from keras_openpose.inference.estimator import PoseEstimator, preprocess
+    from keras_openpose.model.networks import (PoseNetwork, build_model, get_config, load_network,
+                                               save_model_atomic)
 
     def network(cfg, precision):
         if not a.weights:

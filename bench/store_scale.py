@@ -55,8 +55,8 @@ def make_copies(split_name: str, n: int, root: Path) -> Path:
 CHILD_BUILD = """
 import json, resource, sys, time
 sys.path.insert(0, {repo!r})
-from keras_openpose.coco import CocoSplit
-from keras_openpose.store import build_store
+from keras_openpose.data.coco import CocoSplit
+from keras_openpose.data.store import build_store
 t = time.perf_counter()
 split = CocoSplit({root!r}, "train2017")
 rss_split = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -88,8 +88,8 @@ def main():
             print(json.dumps({"bench": "store_build", "images": n, **{k: round(v, 3) if isinstance(v, float) else v
                                                                       for k, v in out.items()}}), flush=True)
     if a.eval:
-        from keras_openpose.coco import CocoSplit
-        from keras_openpose.evaluate import evaluate_predictor
+        from keras_openpose.data.coco import CocoSplit
+        from keras_openpose.evaluate.runs import evaluate_predictor
         with tempfile.TemporaryDirectory() as d:
             root = make_copies("val2017", a.eval, Path(d) / "coco")
             split = CocoSplit(root, "val2017")

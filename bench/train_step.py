@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Training-step benchmark: seconds per step of the project's training loop
-(:class:`keras_openpose.train.TrainLoop`) and of Keras ``model.fit``, side by side in the same
+(:class:`keras_openpose.train.loop.TrainLoop`) and of Keras ``model.fit``, side by side in the same
 process, interleaved (same network, batch, crop, precision, synthetic batches; the input pipeline
 is benchmarked apart by bench/data_pipeline.py), and the loop on N loopback workers
 (MultiWorkerMirroredStrategy, the same global batch). Each combination runs in fresh processes.
@@ -23,11 +23,11 @@ import os, resource, sys, time, json
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 sys.path.insert(0, {repo!r})
 import numpy as np
-from keras_openpose.train import TrainLoop, compile_model, get_strategy, set_precision
+from keras_openpose.train.loop import TrainLoop, compile_model, get_strategy, set_precision
 strategy = get_strategy("multiworker" if os.environ.get("TF_CONFIG") else "none")   # first
 import tensorflow as tf
 from keras_openpose.config import TrainConfig
-from keras_openpose.model import build_model
+from keras_openpose.model.networks import build_model
 set_precision({precision!r})
 with strategy.scope():
     m = compile_model(build_model({config!r}), TrainConfig(learning_rate=1e-7, optimizer="sgd"))
@@ -78,7 +78,7 @@ def _child(code, env=None, workers=0):
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
         return r.returncode, r.stdout, r.stderr
     sys.path.insert(0, str(REPO))
-    from keras_openpose.launch import tf_configs
+    from keras_openpose.train.launch import tf_configs
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               env=dict(os.environ, TF_CONFIG=cfg)) for cfg in tf_configs(workers)]
     outs = [p.communicate() for p in procs]

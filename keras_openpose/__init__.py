@@ -18,7 +18,7 @@ __all__ = ["PafCodec", "DEFAULT_CODEC", "decode_poses", "DecodeOptions", "Skelet
 
 def __getattr__(name):
     if name == "PoseEstimator":
-        from .inference import PoseEstimator
+        from .inference.estimator import PoseEstimator
         return PoseEstimator
     if name == "InferenceOptions":
         from .config import InferenceOptions

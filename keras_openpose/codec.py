@@ -14,7 +14,7 @@ Channel layout (CMU COCO model): heatmaps ``(h, w, P + 1)`` = the skeleton's par
 background last; PAFs ``(h, w, 2L)`` = limb ``i`` in channels ``2i`` (x) and ``2i + 1`` (y).
 
 Encoding implements Cao et al. 2017, eq. 7 (Gaussian confidence maps, max over people), eq. 8 (unit
-vector on the limb band) and eq. 9 (average over overlapping people). Decoding implements §3.3-3.4:
+vector on the limb band) and eq. 9 (average over overlapping people). Decoding implements sec. 3.3-3.4:
 non-maximum suppression, PAF line integral (eq. 10, sampled), greedy bipartite matching per limb and
 person assembly; all candidate pairs of a limb are scored at once (no per-pixel Python).
 """
@@ -412,7 +412,7 @@ def _group(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, sy: float, sx: f
             mean = np.where(short, 1.0 - norm / opt.short_limb, mean)
             ok |= short
         cand = np.nonzero(ok)[0]
-        # greedy matching per limb (§3.3): best pairs first, each peak once per limb, at most
+        # greedy matching per limb (sec. 3.3): best pairs first, each peak once per limb, at most
         # min(nA, nB) connections; candidates sorted by limb, then by descending score (stable)
         cand = cand[np.lexsort((-mean[cand], lim[cand]))]
         sel, used_a, used_b, cur = [], set(), set(), -1
@@ -430,7 +430,7 @@ def _group(heatmaps: np.ndarray, pafs: np.ndarray, image_shape, sy: float, sx: f
         if sel:
             conns[cur] = np.array(sel, dtype=np.float64)
 
-    # --- assemble people (§3.4): merge connections that share parts ------------------------
+    # --- assemble people (sec. 3.4): merge connections that share parts ------------------------
     order, starts = _limb_order(skeleton)
     people = []          # each: [peak ids (P,), total score, n parts, conn score]
     owner = -np.ones(n, np.int64)
@@ -602,7 +602,7 @@ class PafCodec:
     # decode -------------------------------------------------------------------------------------
     def decode(self, heatmaps: np.ndarray, pafs: np.ndarray, image_shape, stride=None,
                options: DecodeOptions | None = None) -> list[dict]:
-        """Group heatmap peaks into people with part affinity fields (Cao et al. 2017, §3.3-3.4).
+        """Group heatmap peaks into people with part affinity fields (Cao et al. 2017, sec. 3.3-3.4).
 
         Args:
             heatmaps: float32 ``(h, w, P + 1)`` (or ``(h, w, P)``); ``(h, w, 19)`` for OpenPose COCO-18.
@@ -610,7 +610,7 @@ class PafCodec:
             image_shape: ``(H, W)`` of the image the poses are reported in.
             stride: image pixels per map cell, a number or ``(sy, sx)``; default the codec's stride
                 (maps covering the image). Pass ``stride / s`` for an image resized by ``s`` before
-                the network (as :class:`keras_openpose.inference.PoseEstimator` does).
+                the network (as :class:`keras_openpose.inference.estimator.PoseEstimator` does).
             options: override of the codec's :class:`DecodeOptions`.
         Returns:
             list of ``{"keypoints": [3K floats: x, y, v in image pixels, dataset keypoint order],

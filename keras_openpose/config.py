@@ -16,6 +16,11 @@ from pathlib import Path
 from .codec import DEFAULT_LIMB_WIDTH, DEFAULT_SIGMA, DEFAULT_STRIDE, DecodeOptions, PafCodec
 from .errors import DataError
 
+#: Every image domain a test set or an expert can have (effects: :mod:`keras_openpose.data.domains`).
+DOMAINS = ("normal", "dark", "low_light", "motion_blur", "resolution")
+#: The trained experts and the classifier's classes, in the reference's index order.
+EXPERT_DOMAINS = ("normal", "dark", "motion_blur")
+
 #: The repository root (defaults of the scripts: ``dataset/``, ``models/``, ``eval/results``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,6 +40,11 @@ class ConfigValueError(DataError):
     def __init__(self, key: str, value, rule: str):
         self.key, self.value, self.rule = key, value, rule
         super().__init__(f"{key} = {value!r}: must be {rule}")
+
+
+def _num(x) -> str:
+    """A bound as a user reads it: ``4294967295``, ``0.5``, ``1e-06``."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -71,11 +81,11 @@ class Rule:
             s = "a text"
         else:
             s = "an integer" if self.kind is int else "a number"
-            lo = None if self.low is None else (f"> {self.low:g}" if self.low_open else f">= {self.low:g}")
+            lo = None if self.low is None else (f"> {_num(self.low)}" if self.low_open else f">= {_num(self.low)}")
             if lo and self.high is not None:
-                s += f" in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}]"
+                s += f" in {'(' if self.low_open else '['}{_num(self.low)}, {_num(self.high)}]"
             elif lo or self.high is not None:
-                s += " " + (lo or f"<= {self.high:g}")
+                s += " " + (lo or f"<= {_num(self.high)}")
         return s + (" or null" if self.optional else "")
 
     def check(self, value, key: str = "value"):
@@ -96,6 +106,8 @@ class Rule:
                 return s in _TRUE
             raise bad()
         if kind is list:
+            if isinstance(value, str):            # a flag's text: comma-separated items
+                value = [v.strip() for v in value.split(",")]
             if not isinstance(value, (list, tuple)) or not value:
                 raise bad()
             return [self.items.check(v, f"{key}[{n}]") for n, v in enumerate(value)] if self.items else list(value)
@@ -140,7 +152,6 @@ class Rule:
 
 
 def _rules():
-    from .domains import DOMAINS, EXPERT_DOMAINS
     R = Rule
     fraction = dict(low=0.0, high=1.0)
     return {
@@ -194,6 +205,10 @@ def _rules():
         "TrainConfig.distribute": R(str, choices=("none", "mirrored", "multiworker"), help="tf.distribute strategy"),
         "TrainConfig.worker_timeout": R(float, 0, 7 * 86400, low_open=True, help="seconds to wait for a peer"),
         "TrainConfig.distill_weight": R(float, 0, 1000, help="weight of the distillation loss"),
+        "TrainConfig.distill_from": R(str, optional=True, help="teacher .keras model (e.g. models/pose_normal.keras): "
+                                      "it sees the clean crop, the expert the degraded one (masked L2 to its maps)"),
+        "TrainConfig.images": R(str, optional=True, help="folder of unlabelled photos: random views, trained against "
+                                "the teacher only (besides the stores' samples, or instead of them)"),
         # fine-tuning, classifier
         "FinetuneConfig.steps": R(int, 1, optional=True, help="fine-tuning steps (null: as train)"),
         "FinetuneConfig.learning_rate": R(float, 0, 10, low_open=True, optional=True,
@@ -205,7 +220,9 @@ def _rules():
         "ClassifierConfig.seed": R(int, 0, 2**32 - 1, help="seed"),
         # inference
         "InferenceOptions.box_size": R(int, 16, 4096, help="input height in pixels before scales"),
-        "InferenceOptions.scales": R(list, items=R(float, 0, 8, low_open=True), help="multiples of the box"),
+        "InferenceOptions.scales": R(list, items=R(float, 0, 8, low_open=True),
+                                     help="multiples of the box, comma-separated on the command line (e.g. 0.5,1,1.5,2)"),
+        "InferenceOptions.flip": R(bool, help="also run the mirrored image and average"),
         "InferenceOptions.max_side": R(int, 64, 16384, help="longest side of the network input"),
     }
 
@@ -313,7 +330,7 @@ class CodecConfig(_Checked):
 
 @dataclass
 class AugmentConfig(_Checked):
-    """One affine warp per sample (Cao et al. 2017 §4 / the reference's data generator, with scale
+    """One affine warp per sample (Cao et al. 2017 sec. 4 / the original project's data generator, with scale
     augmentation really applied).
 
     Attributes:
@@ -366,7 +383,7 @@ class TrainConfig(_Checked):
         distill_from: a ``.keras`` teacher network (e.g. the normal expert) for label-free
             adaptation: the teacher sees the clean crop, the student the degraded one (same warp),
             and the loss adds ``distill_weight x`` the masked L2 of every student stage output to
-            the teacher's last-stage maps (:mod:`keras_openpose.train`). ``None``: no teacher.
+            the teacher's last-stage maps (:mod:`keras_openpose.train.loop`). ``None``: no teacher.
         distill_weight: weight of the teacher term (>= 0).
         images: a folder of unlabelled photos sampled besides (or instead of) the stores: a random
             view of a photo per sample, distillation loss only (needs ``distill_from``).
@@ -419,7 +436,7 @@ class FinetuneConfig(_Checked):
 
 @dataclass
 class ClassifierConfig(_Checked):
-    """The domain classifier (:func:`keras_openpose.classifier.train_classifier`)."""
+    """The domain classifier (:func:`keras_openpose.ensemble.classifier.train_classifier`)."""
 
     epochs: int = 10
     val_fraction: float = 0.2
@@ -444,15 +461,6 @@ class InferenceOptions(_Checked):
     scales: tuple = (1.0,)
     flip: bool = False
     max_side: int = 2048
-
-    def __post_init__(self):
-        self.scales = tuple(float(s) for s in self.scales)
-        if not self.scales or any(not (0 < s <= 8) for s in self.scales):
-            raise DataError(f"scales {self.scales}: each must be in (0, 8]")
-        if not 16 <= int(self.box_size) <= 4096:
-            raise DataError(f"box size {self.box_size}: must be in [16, 4096] pixels")
-        if not 64 <= int(self.max_side) <= 16384:
-            raise DataError(f"max side {self.max_side}: must be in [64, 16384] pixels")
 
 
 @dataclass

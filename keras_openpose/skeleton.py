@@ -15,7 +15,7 @@ code need to know about a keypoint layout:
   dataset has none (evaluation then uses PCK / AUC / EPE);
 * ``colours``: one BGR colour per limb for drawing.
 
-Greedy PAF grouping (Cao et al. 2017, §3.4) needs the limbs to connect every part. A skeleton drawn
+Greedy PAF grouping (Cao et al. 2017, sec. 3.4) needs the limbs to connect every part. A skeleton drawn
 for display often does not (or has cycles), so :meth:`Skeleton.from_coco` keeps the user's links and
 adds the fewest links that connect the rest: a minimum spanning forest (Kruskal) over the median
 bbox-normalised distance between keypoints in the annotations.
@@ -395,68 +395,6 @@ def check_same_layout(a: Skeleton, b: Skeleton, where: str, names=("the model", 
         if [normalise_name(n) for n in fa] != [normalise_name(n) for n in fb]:
             raise DataError(f"{where}: {names[0]}'s {what} [{', '.join(fa)}] are not {names[1]}'s "
                             f"[{', '.join(fb)}]")
-
-
-def model_skeleton(path) -> Skeleton:
-    """The skeleton a saved network was trained with, read from the file's own description.
-
-    A ``.keras`` file of a :class:`~keras_openpose.model.PoseNetwork` is a zip whose ``config.json``
-    holds the network's config with its ``codec``: it is read without TensorFlow and without building
-    the network. Other files (exported ``.onnx``/``.tflite``/``.xml``, plain functional models) are
-    opened by :func:`keras_openpose.inference.load_runtime`. The shipped pretrained file is made
-    from its IR first when missing (:func:`keras_openpose.weights.ensure_pretrained`).
-
-    Args:
-        path: a model file, or a run folder holding ``model.keras``.
-    Returns:
-        the model's :class:`Skeleton`.
-    Raises:
-        DataError: a missing file, or one that is not a model (naming the file).
-    """
-    import json
-    import zipfile
-    p = Path(path)
-    if p.is_dir():
-        p = p / "model.keras"
-    if not p.exists():
-        from .weights import ensure_pretrained
-        p = ensure_pretrained(p)
-    if not p.is_file():
-        raise DataError(f"{p}: model file not found")
-    if p.suffix.lower() == ".keras" and zipfile.is_zipfile(p):
-        try:
-            with zipfile.ZipFile(p) as z:
-                config = json.loads(z.read("config.json"))
-        except (KeyError, ValueError, zipfile.BadZipFile, OSError) as e:
-            raise DataError(f"{p}: not a Keras model file ({type(e).__name__}: {e})") from None
-        if isinstance(config, dict) and str(config.get("registered_name", "")).endswith(">PoseNetwork"):
-            codec = (config.get("config") or {}).get("codec") or {}
-            sk = codec.get("skeleton") if isinstance(codec, dict) else None
-            if sk is None:
-                return DEFAULT_SKELETON
-            return Skeleton.from_dict(sk, f"{p} (model description)") if isinstance(sk, dict) else get_skeleton(sk)
-    from .inference import load_runtime
-    return load_runtime(p).codec.skeleton
-
-
-def models_skeleton(paths, names=None) -> Skeleton:
-    """The one skeleton of several saved networks (the experts of an ensemble), by
-    :func:`model_skeleton`; experts whose skeletons differ are refused.
-
-    Args:
-        paths: model files; ``names``: their labels for messages (default the paths).
-    Raises:
-        DataError: a missing model, or two models with different keypoints, parts or limbs
-            (:func:`check_same_layout`, naming both).
-    """
-    paths = list(paths)
-    names = list(names) if names is not None else [str(p) for p in paths]
-    if not paths:
-        raise DataError("no model files to read a skeleton from")
-    first = model_skeleton(paths[0])
-    for p, n in zip(paths[1:], names[1:]):
-        check_same_layout(first, model_skeleton(p), f"{p}: experts with different skeletons", (names[0], n))
-    return first
 
 
 def unreachable(n: int, links) -> list[int]:

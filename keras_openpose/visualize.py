@@ -76,7 +76,7 @@ def ap_table(ap: dict[str, dict[str, float]], fmt: str = ".3f",
     """Text table of ``{model: {domain: value}}`` (models as rows), values in ``fmt``.
 
     With ``intervals`` (``{model: {domain: (low, high)}}``, e.g. the ``ap_interval`` of
-    :func:`keras_openpose.evaluate.evaluate_predictor`), a cell that has one reads
+    :func:`keras_openpose.evaluate.runs.evaluate_predictor`), a cell that has one reads
     ``0.368 [0.301-0.431]`` (bounds in ``fmt`` too) and the columns widen to fit; a missing or
     ``None`` interval leaves the value alone. Without ``intervals`` the table is as before.
     """

@@ -53,7 +53,7 @@ import tensorflow as tf
 tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.experimental.enable_op_determinism()
 from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
-from keras_openpose.train import train_expert
+from keras_openpose.train.loop import train_expert
 steps = {steps}
 cfg = ExperimentConfig(model="tiny", train=TrainConfig(
     batch_size=4, steps=steps, steps_per_epoch=steps // 2, learning_rate=2e-3, lr_step=int(0.75 * steps),
@@ -74,9 +74,11 @@ def train_deterministic(store, run, steps, crop=128, seed=0):
 @pytest.mark.parametrize("ann,skeleton,steps", SETS)
 def test_store_train_evaluate_predict(tmp_path, ann, skeleton, steps):
     from keras_openpose.config import InferenceOptions
-    from keras_openpose.evaluate import MapScorer, evaluate_predictor
-    from keras_openpose.inference import PoseEstimator, predict_source
-    from keras_openpose.store import Store, build_store
+    from keras_openpose.evaluate.maps import MapScorer
+    from keras_openpose.evaluate.runs import evaluate_predictor
+    from keras_openpose.inference.estimator import PoseEstimator
+    from keras_openpose.predict import predict_source
+    from keras_openpose.data.store import Store, build_store
     split = shared_split(ann)
     K = split.num_keypoints
     rep = build_store(split, tmp_path / "s.h5", workers=1, progress=False)
@@ -140,7 +142,7 @@ def test_every_command_on_a_hand_dataset(tmp_path):
     _cli("training/train_pose.py", "--store", str(tmp_path / "h.h5"), "--config", "tiny", "--steps", "60",
          "--steps-per-epoch", "30", "--batch-size", "4", "--crop", "128", "--lr", "0.002", "--out",
          str(tmp_path / "run"), "--models-dir", str(models), "--peak-threshold", "0.05")
-    from keras_openpose.model import load_network, network_codec
+    from keras_openpose.model.networks import load_network, network_codec
     codec = network_codec(load_network(models / "pose_normal.keras"))
     assert codec.skeleton.name == "hand21" and codec.decode_options.peak_threshold == 0.05   # saved in the model
     for d in ("dark", "motion_blur"):   # stand-in experts for the ensemble and disagreement commands

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from keras_openpose.classifier import (CNN_WEIGHTS, VAL_STRENGTHS, DomainClassifier, global_features,
-                                       train_classifier, validate)
-from keras_openpose.domains import darken, motion_blur
+from keras_openpose.ensemble.classifier import (CNN_WEIGHTS, VAL_STRENGTHS, DomainClassifier, global_features,
+                                                train_classifier, validate)
+from keras_openpose.data.domains import darken, motion_blur
 from keras_openpose.errors import DataError
 
 
@@ -87,7 +87,7 @@ def test_optional_torchvision_backbone(tmp_path, train_split, monkeypatch):
 
     import torch
 
-    from keras_openpose.classifier import build_backbone_net
+    from keras_openpose.ensemble.classifier import build_backbone_net
 
     def get_model(name, weights=None):
         if name != "tinynet":
@@ -127,7 +127,7 @@ def test_optional_torchvision_backbone(tmp_path, train_split, monkeypatch):
 def test_low_light_simulation_and_validation(tmp_path, val_split, train_split):
     """low_light: darker in linear light, noisy, lamps kept clipped; validate(labels="low_light")
     labels every variant dark and reports accuracy per variant."""
-    from keras_openpose.domains import low_light
+    from keras_openpose.data.domains import low_light
     img = val_split.read(val_split.image_ids[0])
     rng = np.random.default_rng(0)
     lo = low_light(img, 0.1, rng, keep_highlights=False)
@@ -151,7 +151,7 @@ def test_low_light_simulation_and_validation(tmp_path, val_split, train_split):
 def test_dark_lights_are_low_light_captures():
     """dark_lights = 0: the reference's darkening; 1: every dark image a low-light capture at a
     random exposure (0.03-0.5), noise and JPEG quality, lamps kept clipped in about half."""
-    from keras_openpose.classifier import CLASSES, _effect_sample
+    from keras_openpose.ensemble.classifier import CLASSES, _effect_sample
     img = np.full((32, 32, 3), 120, np.uint8)
     img[8:24, 8:24] = 255
     rng = np.random.default_rng(0)

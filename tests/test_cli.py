@@ -84,7 +84,7 @@ def test_non_coco_annotation_file_is_a_one_line_error(tmp_path):
 
 @pytest.fixture(scope="module")
 def untrained_model(tmp_path_factory):
-    from keras_openpose.model import build_model
+    from keras_openpose.model.networks import build_model
     path = tmp_path_factory.mktemp("m") / "tiny.keras"
     build_model("tiny").save(path)
     return path
@@ -161,7 +161,7 @@ def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_s
     import json
     import shutil
 
-    from keras_openpose.classifier import train_classifier
+    from keras_openpose.ensemble.classifier import train_classifier
     models = tmp_path / "models"
     models.mkdir()
     for d in ("normal", "dark", "motion_blur"):
@@ -174,8 +174,8 @@ def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_s
     assert r.returncode == 0, r.stderr[-1500:]
     run = tmp_path / "out" / "val2017-ensemble_fuse-open-pose-single-scale-3"
     ms = json.loads((run / "map_scores.json").read_text())
-    from keras_openpose.evaluate import map_scores
-    from keras_openpose.inference import PoseEstimator
+    from keras_openpose.evaluate.maps import map_scores
+    from keras_openpose.inference.estimator import PoseEstimator
     est = PoseEstimator.from_weights(untrained_model)
     top = []
 
@@ -199,7 +199,8 @@ def test_pipelined_prediction_equals_one_frame_at_a_time(tmp_path, untrained_mod
     import shutil
 
     from keras_openpose.config import InferenceOptions
-    from keras_openpose.inference import PoseEstimator, predict_source
+    from keras_openpose.inference.estimator import PoseEstimator
+    from keras_openpose.predict import predict_source
     d = tmp_path / "imgs"
     d.mkdir()
     ims = val_split.data["images"][:4]

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 
-from keras_openpose.codec import (DEFAULT_CODEC, LEGACY_DECODE_OPTIONS, MAX_LONE_PEAKS, DecodeOptions, PafCodec,
-                                  cell_centres, cells_to_pixels, decode_poses, encode_heatmaps, encode_pafs,
-                                  find_peaks, pixels_to_cells)
+from keras_openpose.codec import (DEFAULT_CODEC, LEGACY_DECODE_OPTIONS, MAX_LONE_PEAKS, DecodeOptions,
+                                  PafCodec, cell_centres, cells_to_pixels, decode_poses, encode_heatmaps,
+                                  encode_pafs, find_peaks, pixels_to_cells)
 from keras_openpose.errors import DataError
-from keras_openpose.evaluate import coco_keypoint_eval
+from keras_openpose.evaluate.cocoeval import coco_keypoint_eval
 from keras_openpose.skeleton import COCO17, OPENPOSE_COCO18 as S
 
 from conftest import render_gt_maps
@@ -126,7 +126,7 @@ def test_decode_rejects_bad_shapes():
 
 
 def test_flip_maps_undo_a_mirror(val_split):
-    from keras_openpose.coco import keypoints_array
+    from keras_openpose.data.masks import keypoints_array
     iid = val_split.ids_with_people()[0]
     anns = [a for a in val_split.anns_by_image[iid] if a["num_keypoints"] > 0 and not a["iscrowd"]]
     parts = S.keypoints_to_parts(keypoints_array(anns) * [0.5, 0.5, 1])
@@ -375,7 +375,8 @@ def test_multiscale_flip_maps_align_scales(val_split):
     """PoseEstimator.maps on a runtime that returns the exact maps of one person at every scale
     and mirror: averaged onto the finest scale's grid, the decoded keypoints are the person's."""
     from keras_openpose.config import InferenceOptions
-    from keras_openpose.inference import KerasRuntime, PoseEstimator
+    from keras_openpose.inference.runtimes import KerasRuntime
+    from keras_openpose.inference.estimator import PoseEstimator
     kp = np.zeros((1, 17, 3), np.float32)
     pts = {0: (180, 60), 5: (150, 110), 6: (210, 110), 7: (140, 170), 8: (220, 170), 9: (135, 225),
            10: (225, 225), 11: (160, 220), 12: (200, 220), 13: (158, 285), 14: (202, 285), 15: (156, 340),

@@ -4,11 +4,12 @@ import cv2
 import numpy as np
 import pytest
 
-from keras_openpose.coco import (ann_to_mask, ignore_mask, load_annotations, make_domain_test_set,
-                                 read_id_list, select_main_people)
-from keras_openpose.domains import apply_effect, darken, motion_blur, motion_kernel
+from keras_openpose.data.masks import ann_to_mask, ignore_mask, select_main_people
+from keras_openpose.data.coco import load_annotations
+from keras_openpose.data.testsets import make_domain_test_set, read_id_list
+from keras_openpose.data.domains import apply_effect, darken, motion_blur, motion_kernel
 from keras_openpose.errors import DataError
-from keras_openpose.store import Store, build_store, store_report
+from keras_openpose.data.store import Store, build_store, store_report
 
 
 def test_mask_covers_crowd_and_unlabelled_people(train_split):
@@ -146,7 +147,7 @@ def test_bad_annotation_file_errors_name_the_file(tmp_path):
 
 
 def test_id_lists(tmp_path):
-    from keras_openpose.coco import cmu_val2014_1k
+    from keras_openpose.data.testsets import cmu_val2014_1k
     ids = cmu_val2014_1k()
     assert len(ids) == 1160 and ids[:3] == [136, 192, 241]
     p = tmp_path / "l.txt"
@@ -160,7 +161,7 @@ def test_id_lists(tmp_path):
 def test_check_root_counts_problems(tmp_path, val_split):
     import shutil
 
-    from keras_openpose.coco import check_root
+    from keras_openpose.data.coco import check_root
     rep = check_root("dataset/sample", progress=False)
     assert rep["val2017"]["images"] == 79 and rep["val2017"]["missing"] == 0 and rep["train2017"]["unreadable"] == 0
     root = tmp_path / "c"

@@ -29,7 +29,7 @@ def _env(tmp, **extra):
 
 def _workers(store, run, models, tmp, kill_at=None, started=2, timeout=60):
     """Start 2 workers (``kill_at``: fault injection in worker 1); returns [(rc, output), ...] and seconds."""
-    from keras_openpose.launch import tf_configs
+    from keras_openpose.train.launch import tf_configs
     procs = []
     t0 = time.monotonic()
     for i, cfg in enumerate(tf_configs(2)[:started]):
@@ -51,7 +51,7 @@ def _workers(store, run, models, tmp, kill_at=None, started=2, timeout=60):
 
 
 def _weights(path):
-    from keras_openpose.model import load_network
+    from keras_openpose.model.networks import load_network
     return load_network(path).get_weights()
 
 
@@ -73,7 +73,7 @@ def one_process(tmp_path_factory, train_store):
 def two_workers(tmp_path_factory, train_store):
     """The launcher's 2 loopback workers, uninterrupted."""
     tmp = tmp_path_factory.mktemp("two")
-    r = subprocess.run([sys.executable, "-m", "keras_openpose.launch", "--workers", "2", "--", sys.executable, TRAIN,
+    r = subprocess.run([sys.executable, "-m", "keras_openpose.train.launch", "--workers", "2", "--", sys.executable, TRAIN,
                         "--store", str(train_store), *FLAGS, "--out", str(tmp / "run"), "--models-dir",
                         str(tmp / "models"), "--distribute", "multiworker", "--worker-timeout", "60"],
                        env=_env(tmp, PYTHONPATH=str(REPO)), capture_output=True, text=True, timeout=300)
@@ -135,7 +135,7 @@ def test_a_peer_that_never_starts_is_named_after_the_timeout(tmp_path, train_sto
 
 def test_multiworker_without_tf_config_is_a_clear_error(monkeypatch):
     from keras_openpose.errors import DataError
-    from keras_openpose.train import cluster_from_env
+    from keras_openpose.train.cluster import cluster_from_env
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(DataError, match="set TF_CONFIG"):
         cluster_from_env()
@@ -147,7 +147,7 @@ def test_multiworker_without_tf_config_is_a_clear_error(monkeypatch):
 
 
 def test_replica_share_cuts_every_global_batch():
-    from keras_openpose.pipeline import replica_share, sample_schedule
+    from keras_openpose.data.pipeline import replica_share, sample_schedule
     idx, seeds = sample_schedule(10, steps=3, batch_size=4, seed=0)
     parts = [replica_share(idx, seeds, 4, 2, r, 1)[0].reshape(3, 2) for r in range(2)]
     np.testing.assert_array_equal(np.concatenate(parts, 1).reshape(-1), idx)   # replicas together = one process

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from keras_openpose.codec import DEFAULT_CODEC
-from keras_openpose.ensemble import Ensemble
+from keras_openpose.ensemble.routing import Ensemble
 from keras_openpose.errors import DataError
 
 

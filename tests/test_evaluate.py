@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from keras_openpose.evaluate import coco_keypoint_eval, difficult_keypoints, match_to_gt, pck
+from keras_openpose.evaluate.cocoeval import coco_keypoint_eval, match_to_gt
+from keras_openpose.evaluate.pck import difficult_keypoints, pck
 from keras_openpose.skeleton import COCO17_KEYPOINTS
 
 DIFFICULT_KEYPOINTS = difficult_keypoints(COCO17_KEYPOINTS)
@@ -71,7 +72,7 @@ def test_pck_auc_nme_and_crowd_index():
     assert r["nme"] == pytest.approx(0.2) and r["n_predicted"] == 2
     # PCK(a) over a = 0..0.5 step .01: 0 for a < .1, 0.5 for .1 <= a < .3, 1 from .3: mean = (20*.5 + 21*1)/51
     assert r["auc"] == pytest.approx((20 * 0.5 + 21 * 1.0) / 51)
-    from keras_openpose.evaluate import crowd_index
+    from keras_openpose.evaluate.pck import crowd_index
     a = _person(1, {0: (10, 10), 5: (20, 20)}, bbox=(0, 0, 50, 50))
     b = _person(2, {0: (30, 30), 5: (200, 200)}, bbox=(25, 25, 200, 200))
     # a's box holds 1 of b's keypoints (1/2); b's box holds 0 of a's (0/2): index = mean(0.5, 0) = 0.25
@@ -83,7 +84,7 @@ def test_map_scores_on_ground_truth_and_empty_maps(val_split):
     find nothing and score the targets' own energy as error."""
     from conftest import render_gt_maps
 
-    from keras_openpose.evaluate import map_scores
+    from keras_openpose.evaluate.maps import map_scores
     ids = [i for i in val_split.ids_with_people()][:12]
     by_shape = {}
 
@@ -122,7 +123,7 @@ def _perturbed_dets(split, ids, seed=1):
 
 
 def test_bootstrap_identity_draw_is_pycocotools_ap(val_split):
-    from keras_openpose.evaluate import bootstrap_ap
+    from keras_openpose.evaluate.cocoeval import bootstrap_ap
     ids = val_split.image_ids
     stats, ev = coco_keypoint_eval(val_split.data, _perturbed_dets(val_split, ids), ids)
     assert 0.1 < stats["AP"] < 0.9
@@ -143,7 +144,7 @@ def test_bootstrap_identity_draw_is_pycocotools_ap(val_split):
 def test_bootstrap_of_identical_images_has_no_spread(val_split):
     """Every image a copy of one image (same people, same detections): every resample holds the
     same pooled precision-recall curve, so low == high == AP."""
-    from keras_openpose.evaluate import bootstrap_ap
+    from keras_openpose.evaluate.cocoeval import bootstrap_ap
     src = 151938                                       # 4 people
     anns = [a for a in val_split.anns_by_image[src] if a["num_keypoints"] > 0 and not a["iscrowd"]]
     dets = _perturbed_dets(val_split, [src], seed=4)
@@ -161,7 +162,7 @@ def test_bootstrap_of_identical_images_has_no_spread(val_split):
 
 
 def test_score_detections_interval_edge_cases(val_split):
-    from keras_openpose.evaluate import score_detections
+    from keras_openpose.evaluate.runs import score_detections
     people = val_split.ids_with_people()[:3]
     assert score_detections(val_split, people, [], ap_draws=50)["ap_interval"] == [0.0, 0.0]   # AP 0 in every draw
     empty = [i for i in val_split.image_ids if i not in set(val_split.ids_with_people())][:3]
@@ -175,7 +176,7 @@ def test_evaluate_predictor_reports_ap_interval(tmp_path, val_split):
 
     import pandas as pd
 
-    from keras_openpose.evaluate import evaluate_predictor, summary_line
+    from keras_openpose.evaluate.runs import evaluate_predictor, summary_line
     ids = val_split.image_ids
     dets = _perturbed_dets(val_split, ids)
     out = tmp_path / "ev"
@@ -204,8 +205,8 @@ def test_evaluate_predictor_skips_missing_first_image_and_adds_no_time(tmp_path,
 
     from conftest import SAMPLE
 
-    from keras_openpose.coco import CocoSplit
-    from keras_openpose.evaluate import evaluate_predictor
+    from keras_openpose.data.coco import CocoSplit
+    from keras_openpose.evaluate.runs import evaluate_predictor
     ids = val_split.ids_with_people()[:4]
     img_dir = tmp_path / "images"
     img_dir.mkdir()
@@ -228,7 +229,7 @@ def test_evaluate_predictor_skips_missing_first_image_and_adds_no_time(tmp_path,
 def test_bootstrap_draw_equals_pycocotools_on_physically_duplicated_images(val_split):
     """One draw (``draws=1``: low == high == that draw's AP) against pycocotools' full evaluation of
     a ground truth in which the drawn images really are copied as often as drawn."""
-    from keras_openpose.evaluate import bootstrap_ap
+    from keras_openpose.evaluate.cocoeval import bootstrap_ap
     ids = val_split.image_ids
     dets = _perturbed_dets(val_split, ids)
     _, ev = coco_keypoint_eval(val_split.data, dets, ids)

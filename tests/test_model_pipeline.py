@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from keras_openpose.augment import WarpParams, transform_points, warp_matrix
+from keras_openpose.data.augment import WarpParams, transform_points, warp_matrix
 from keras_openpose.codec import DEFAULT_CODEC
 from keras_openpose.config import AugmentConfig
 from keras_openpose.skeleton import OPENPOSE_COCO18 as S
@@ -19,7 +19,7 @@ def test_vgg19_is_the_cmu_network(vgg19_network):
 
 
 def test_tiny_network_forward_shapes():
-    from keras_openpose.model import build_model, inference_model
+    from keras_openpose.model.networks import build_model, inference_model
     m = inference_model(build_model("tiny"))
     paf, heat = m(np.zeros((1, 96, 128, 3), np.float32))
     assert paf.shape == (1, 12, 16, 38) and heat.shape == (1, 12, 16, 19)
@@ -30,7 +30,7 @@ def test_flip_swaps_left_and_right_parts():
     kp = np.zeros((1, 17, 3), np.float32)
     kp[0, 5] = (100, 100, 2)   # left shoulder
     kp[0, 6] = (140, 100, 2)   # right shoulder
-    from keras_openpose.augment import augment_sample
+    from keras_openpose.data.augment import augment_sample
     img = np.zeros((300, 300, 3), np.uint8)
     mask = np.ones((300, 300), np.uint8)
 
@@ -77,8 +77,8 @@ def test_scale_augmentation_is_applied():
 
 
 def test_pipeline_batches_are_deterministic(train_store):
-    from keras_openpose.pipeline import SampleMaker, make_dataset
-    from keras_openpose.store import Store
+    from keras_openpose.data.pipeline import SampleMaker, make_dataset
+    from keras_openpose.data.store import Store
     maker = SampleMaker(Store(train_store), AugmentConfig(crop=128), DEFAULT_CODEC, "dark")
     b1 = next(iter(make_dataset(maker, 2, 3, stages=2, seed=5)))
     b2 = next(iter(make_dataset(maker, 2, 3, stages=2, seed=5)))
@@ -96,8 +96,8 @@ def test_pipeline_batches_are_deterministic(train_store):
 
 def test_tf_data_service_on_loopback(train_store):
     """The same pipeline, preprocessed by tf.data service workers (dispatcher + 2 workers on loopback)."""
-    from keras_openpose.pipeline import SampleMaker, distribute, make_dataset, start_data_service
-    from keras_openpose.store import Store
+    from keras_openpose.data.pipeline import SampleMaker, distribute, make_dataset, start_data_service
+    from keras_openpose.data.store import Store
     maker = SampleMaker(Store(train_store), AugmentConfig(crop=64), DEFAULT_CODEC, "normal")
     local = [b[0].numpy() for b in make_dataset(maker, 1, 4, stages=1, seed=3)]
     dispatcher, workers = start_data_service(workers=2)

@@ -16,8 +16,9 @@ import pytest
 
 from keras_openpose.config import InferenceOptions
 from keras_openpose.errors import DataError
-from keras_openpose.evaluate import score_detections
-from keras_openpose.weights import PRETRAINED_IR, PRETRAINED_WEIGHTS, ensure_pretrained, openvino_float_model, read_openvino_ir
+from keras_openpose.evaluate.runs import score_detections
+from keras_openpose.model.weights import (PRETRAINED_IR, PRETRAINED_WEIGHTS, ensure_pretrained,
+                                          openvino_float_model, read_openvino_ir)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -36,7 +37,7 @@ def test_shipped_ir_is_small_and_licensed():
 
 
 def test_ir_reads_into_the_exact_architecture(pretrained):
-    from keras_openpose.model import build_model, load_network
+    from keras_openpose.model.networks import build_model, load_network
     ir = read_openvino_ir(PRETRAINED_IR)
     assert len(ir["layers"]) == 58                                 # every convolution of the IR
     assert ir["outputs"] == {"Mconv7_stage2_L1": 38, "Mconv7_stage2_L2": 19}
@@ -52,7 +53,8 @@ def test_ir_reads_into_the_exact_architecture(pretrained):
 
 
 def test_keras_maps_and_ap_equal_the_irs(pretrained, val_split):
-    from keras_openpose.inference import OpenVINORuntime, PoseEstimator
+    from keras_openpose.inference.runtimes import OpenVINORuntime
+    from keras_openpose.inference.estimator import PoseEstimator
     opts = InferenceOptions(box_size=256)
     keras_est = PoseEstimator.from_weights(pretrained, opts)
     ir_est = PoseEstimator(OpenVINORuntime(PRETRAINED_IR, exact=True, model=openvino_float_model(PRETRAINED_IR)), opts)
@@ -77,7 +79,7 @@ def test_keras_maps_and_ap_equal_the_irs(pretrained, val_split):
 
 def test_a_foreign_ir_runs_as_shipped(val_split):
     """The OMZ IR itself (NCHW, int8 activations) on OpenVINORuntime, with OpenPose COCO-18."""
-    from keras_openpose.inference import PoseEstimator
+    from keras_openpose.inference.estimator import PoseEstimator
     est = PoseEstimator.from_weights(PRETRAINED_IR, InferenceOptions(box_size=256))
     assert est.codec.num_heatmaps == 19 and est.codec.num_pafs == 38
     i = next(i for i in val_split.image_ids if len(val_split.anns_by_image[i]) == 1)

@@ -69,8 +69,8 @@ def test_pose_network_config_and_file_round_trip(tmp_path):
     gives the same config; the saved file holds it, and loads to the same config and the same maps."""
     import keras
 
-    from keras_openpose.model import PoseNetwork, build_model, load_network, save_model_atomic
-    from keras_openpose.skeleton import model_skeleton
+    from keras_openpose.model.networks import PoseNetwork, build_model, load_network, save_model_atomic
+    from keras_openpose.inference.runtimes import model_skeleton
     keras.utils.set_random_seed(3)
     codec = CODECS[1]
     m = build_model("tiny", codec, precision="float32", domain="dark")

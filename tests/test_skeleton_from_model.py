@@ -43,7 +43,7 @@ def derived(tmp_path_factory):
     tiny network, copied) trained, so to speak, on the train file's skeleton."""
     from keras_openpose.codec import PafCodec
     from keras_openpose.config import resolve_skeleton
-    from keras_openpose.model import build_model, save_model_atomic
+    from keras_openpose.model.networks import build_model, save_model_atomic
     root = tmp_path_factory.mktemp("derived")
     train = _subset("train2017", root / "train.json")
     test = _subset("val2017", root / "test.json", TEST_ORDER)
@@ -59,8 +59,8 @@ def derived(tmp_path_factory):
 
 
 def test_model_skeleton_is_read_without_building_the_network(derived):
-    from keras_openpose.model import load_network
-    from keras_openpose.skeleton import model_skeleton, models_skeleton
+    from keras_openpose.model.networks import load_network
+    from keras_openpose.inference.runtimes import model_skeleton, models_skeleton
     sk = model_skeleton(derived["models"] / "pose_normal.keras")
     assert sk == derived["model_sk"] == load_network(derived["models"] / "pose_normal.keras").codec.skeleton
     assert models_skeleton(sorted(derived["models"].glob("pose_*.keras"))) == sk
@@ -104,7 +104,7 @@ def test_disagreement_uses_the_models_limbs_not_the_test_datas(derived, tmp_path
     for d in ("normal", "motion_blur"):
         (other / f"pose_{d}.keras").write_bytes((derived["models"] / "pose_normal.keras").read_bytes())
     from keras_openpose.codec import PafCodec
-    from keras_openpose.model import build_model, save_model_atomic
+    from keras_openpose.model.networks import build_model, save_model_atomic
     save_model_atomic(build_model("tiny", PafCodec(derived["data_sk"]), precision="float32"), other / "pose_dark.keras")
     with pytest.raises(DataError, match=r"experts with different skeletons: .*limbs"):
         disagreement(argv[:-4] + ["--models-dir", str(other), "--out", str(tmp_path / "dis2")])
@@ -118,7 +118,7 @@ def test_disagreement_uses_the_models_limbs_not_the_test_datas(derived, tmp_path
 def test_cached_scores_take_the_models_skeleton(derived, tmp_path, monkeypatch):
     """Eval with --compute_keypoint False and the ensemble's `all` mode on cached predictions: the
     skeleton handed to scoring is the model file's (no network is built)."""
-    import keras_openpose.evaluate as ev
+    import keras_openpose.evaluate.runs as ev
     from keras_openpose.cli import ensemble, eval_single_scale
     seen = []
     real = ev.evaluate_predictor
@@ -127,7 +127,7 @@ def test_cached_scores_take_the_models_skeleton(derived, tmp_path, monkeypatch):
         seen.append(kw["skeleton"])
         return real(*args, **kw)
     monkeypatch.setattr(ev, "evaluate_predictor", spy)
-    monkeypatch.setattr("keras_openpose.inference.PoseEstimator.from_weights",
+    monkeypatch.setattr("keras_openpose.inference.estimator.PoseEstimator.from_weights",
                         lambda *a, **k: pytest.fail("no network is loaded to score cached predictions"))
     data = derived["test_data"]
     ids = [im["id"] for im in data["images"]]
@@ -180,9 +180,9 @@ def test_init_from_with_other_keypoint_names_is_refused(tmp_path, train_store):
     """A model with COCO-17's layout under other names fits the weights exactly; it is refused by name."""
     from keras_openpose.codec import PafCodec
     from keras_openpose.config import ExperimentConfig, TrainConfig
-    from keras_openpose.model import build_model, save_model_atomic
+    from keras_openpose.model.networks import build_model, save_model_atomic
     from keras_openpose.skeleton import COCO17, Skeleton
-    from keras_openpose.train import train_expert
+    from keras_openpose.train.loop import train_expert
     d = COCO17.to_dict()
     rename = {n: f"part{i}" for i, n in enumerate(d["keypoints"])}
     d = {**d, "name": "renamed", "keypoints": [rename[n] for n in d["keypoints"]],
@@ -200,7 +200,7 @@ def test_init_from_with_other_keypoint_names_is_refused(tmp_path, train_store):
 
 def test_eval_overlay_write_failure_is_one_line(tmp_path, val_split, monkeypatch):
     from keras_openpose import files
-    from keras_openpose.evaluate import evaluate_predictor
+    from keras_openpose.evaluate.runs import evaluate_predictor
     monkeypatch.setenv("KERAS_OPENPOSE_FAULT_AT", "atomic_write:1")        # the disk is full from the first write
     monkeypatch.setattr(files, "_FAULT_COUNTS", {})
     ids = val_split.image_ids[:2]

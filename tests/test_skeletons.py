@@ -94,7 +94,7 @@ def test_cyclic_skeleton_keeps_its_extra_links_and_unreachable_keypoints_are_nam
 
 def test_flip_pairs_from_names_and_flip_augmentation_swaps_the_skeletons_own_pairs():
     assert infer_flip_pairs(["L_Eye", "R_Eye", "leg", "Left Paw", "Right Paw", "nose"]) == [(0, 1), (3, 4)]
-    from keras_openpose.augment import augment_sample
+    from keras_openpose.data.augment import augment_sample
     from keras_openpose.config import AugmentConfig
     s = get_skeleton("ap10k17")
     codec = PafCodec(s)
@@ -147,7 +147,7 @@ ORACLE = [  # (set, skeleton, minimum AP or PCK of the decoded ground-truth maps
 
 
 def _oracle(split, codec):
-    from keras_openpose.evaluate import score_detections
+    from keras_openpose.evaluate.runs import score_detections
     dets = []
     for i in split.image_ids:
         heat, paf, stride = render_gt_maps(split, i, codec=codec)

@@ -1,7 +1,7 @@
 """Video tracking: stable ids on a synthetic clip with known ids, One-Euro smoothing."""
 import numpy as np
 
-from keras_openpose.tracking import OneEuroFilter, PoseTracker
+from keras_openpose.inference.tracking import OneEuroFilter, PoseTracker
 
 
 def _clip(val_split, frames=12, seed=0):

@@ -22,7 +22,7 @@ import tensorflow as tf
 tf.config.experimental.enable_op_determinism()
 from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
 from keras_openpose.errors import PREEMPTED_EXIT_CODE, Preempted
-from keras_openpose.train import train_expert
+from keras_openpose.train.loop import train_expert
 cfg = ExperimentConfig(model="tiny", train=TrainConfig(batch_size=2, steps=6, steps_per_epoch=2, learning_rate=1e-3,
                        lr_step=3, lr_gamma=0.5, precision="float32", augment=AugmentConfig(crop=64)))
 try:
@@ -59,7 +59,7 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, train_st
     assert r.returncode == -9 and not (run / "model.keras").exists()
     r = _train_process(train_store, run)
     assert r.returncode == 0, r.stderr[-2000:]
-    from keras_openpose.model import load_network
+    from keras_openpose.model.networks import load_network
     ref = load_network(reference_run / "model.keras", compile=True)
     got = load_network(run / "model.keras", compile=True)
     assert int(got.optimizer.iterations) == int(ref.optimizer.iterations) == 6
@@ -83,14 +83,14 @@ def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tmp_path, train_store
     r = _train_process(train_store, run)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "training.csv").read_text() == (reference_run / "training.csv").read_text()
-    from keras_openpose.model import load_network
+    from keras_openpose.model.networks import load_network
     for a, b in zip(load_network(reference_run / "model.keras").get_weights(), load_network(run / "model.keras").get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_divergence_never_checkpoints_non_finite_weights(tmp_path, train_store):
     from keras_openpose.errors import DataError
-    from keras_openpose.train import train_expert
+    from keras_openpose.train.loop import train_expert
     cfg = _cfg(steps=4, optimizer="sgd")
     # the config refuses rates above 10; the loop's guard must hold whatever makes a run diverge
     object.__setattr__(cfg.train, "learning_rate", 1e30)
@@ -100,7 +100,7 @@ def test_divergence_never_checkpoints_non_finite_weights(tmp_path, train_store):
 
 
 def test_cmu_learning_rate_multipliers(vgg19_network):
-    from keras_openpose.losses import MultiplierSGD
+    from keras_openpose.model.losses import MultiplierSGD
     m = vgg19_network
     opt = MultiplierSGD(1.0)
     mult = {v.path: opt._mult(v) for v in m.trainable_variables}
@@ -112,11 +112,12 @@ def test_cmu_learning_rate_multipliers(vgg19_network):
 def test_it_learns(tmp_path, train_store, train_split):
     """Overfit a few training images without augmentation: the loss falls and the decoded poses on
     those images reach AP >= 0.5 (a check of the whole training path, not of generalisation)."""
-    from keras_openpose.evaluate import coco_keypoint_eval
-    from keras_openpose.inference import InferenceOptions, PoseEstimator
-    from keras_openpose.pipeline import SampleMaker
-    from keras_openpose.store import Store, build_store
-    from keras_openpose.train import train_expert
+    from keras_openpose.evaluate.cocoeval import coco_keypoint_eval
+    from keras_openpose.config import InferenceOptions
+    from keras_openpose.inference.estimator import PoseEstimator
+    from keras_openpose.data.pipeline import SampleMaker
+    from keras_openpose.data.store import Store, build_store
+    from keras_openpose.train.loop import train_expert
     # three images with one large, well-annotated person each
     chosen = []
     for i in train_split.ids_with_people():
@@ -138,7 +139,7 @@ def test_it_learns(tmp_path, train_store, train_split):
     maker = SampleMaker(Store(store), aug, est.codec, "normal", train=False)
     gt = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "person"}]}
     dets = []
-    from keras_openpose.augment import transform_points, warp_matrix, draw_params
+    from keras_openpose.data.augment import transform_points, warp_matrix, draw_params
     st = Store(store)
     for k, (row, person) in enumerate(maker.samples):
         crop, *_ = maker.make(k, 0)
@@ -168,7 +169,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import sys; sys.path.insert(0, {str(REPO)!r})
 from keras_openpose.config import ExperimentConfig, TrainConfig, AugmentConfig
-from keras_openpose.train import train_expert, get_strategy
+from keras_openpose.train.loop import train_expert, get_strategy
 print("replicas", get_strategy("mirrored").num_replicas_in_sync)
 cfg = ExperimentConfig(model="tiny", train=TrainConfig(batch_size=4, steps=2, steps_per_epoch=2, precision="float32",
                        distribute="mirrored", augment=AugmentConfig(crop=64)))
@@ -184,8 +185,8 @@ def test_float16_loss_scaling_counts_skipped_steps(tmp_path, train_store):
     """mixed_float16 wraps the optimizer in Keras' LossScaleOptimizer, which skips the first steps
     (float16 overflow while the scale falls): the run still counts every step it took, so a resume
     does not train them again."""
-    from keras_openpose.model import load_network
-    from keras_openpose.train import train_expert
+    from keras_openpose.model.networks import load_network
+    from keras_openpose.train.loop import train_expert
     cfg = _cfg(steps=4, steps_per_epoch=2, precision="mixed_float16")
     train_expert(cfg, train_store, tmp_path / "run", verbose=0)
     ck = load_network(tmp_path / "run" / "checkpoint.keras", compile=True)
@@ -205,7 +206,7 @@ def test_float16_loss_scaling_counts_skipped_steps(tmp_path, train_store):
 def tiny_teacher(tmp_path_factory):
     """A tiny float32 network (seeded random weights) saved as a teacher file."""
     import keras
-    from keras_openpose.model import build_model, save_model_atomic
+    from keras_openpose.model.networks import build_model, save_model_atomic
     keras.utils.set_random_seed(7)
     return save_model_atomic(build_model("tiny", precision="float32"), tmp_path_factory.mktemp("teacher") / "t.keras")
 
@@ -220,7 +221,7 @@ def test_distillation_term_is_zero_for_the_teacher_itself(tmp_path, train_store,
     crop, so at step 0 the student's last stage is the teacher's last stage: its distillation terms
     are exactly 0 (earlier stages are compared with the teacher's last one: > 0); with motion blur
     the student sees a blurred crop: > 0. The annotated loss stays (store samples)."""
-    from keras_openpose.train import train_expert
+    from keras_openpose.train.loop import train_expert
     rows = {}
     for effect in ("normal", "motion_blur"):
         cfg = _cfg(steps=1, steps_per_epoch=1, effect=effect, distill_from=str(tiny_teacher),
@@ -239,8 +240,8 @@ def test_clean_crop_is_the_same_view(train_store):
     """make(clean=True) draws the same warp as make(): its first four outputs are unchanged; the
     clean crop is the source warped with that matrix (identical for the normal domain)."""
     from keras_openpose.codec import DEFAULT_CODEC
-    from keras_openpose.pipeline import SampleMaker
-    from keras_openpose.store import Store
+    from keras_openpose.data.pipeline import SampleMaker
+    from keras_openpose.data.store import Store
     st = Store(train_store)
     for domain in ("normal", "motion_blur"):
         maker = SampleMaker(st, AugmentConfig(crop=128), DEFAULT_CODEC, domain)
@@ -275,7 +276,7 @@ def test_photos_distillation_trains_publishes_and_resumes_exactly(tmp_path, tiny
     from conftest import SAMPLE
     from keras_openpose.config import load_yaml
     from keras_openpose.errors import DataError
-    from keras_openpose.model import load_network
+    from keras_openpose.model.networks import load_network
 
     def argv(name):
         return ["--images", SAMPLE / "train2017", "--distill-from", tiny_teacher, "--init-from", tiny_teacher,
@@ -306,7 +307,7 @@ def test_photos_distillation_trains_publishes_and_resumes_exactly(tmp_path, tiny
     for a, b in zip(ref.get_weights(), got.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
-    from keras_openpose.train import train_expert
+    from keras_openpose.train.loop import train_expert
     other = tmp_path / "other.keras"
     other.write_bytes(published.read_bytes())
     cfg = _cfg(steps=6, steps_per_epoch=2, effect="motion_blur", distill_from=str(other), images=str(SAMPLE / "train2017"),
@@ -332,8 +333,8 @@ def test_dark_training_effect_mixes_darken_and_low_light():
     is a function of the seed."""
     import cv2
     from conftest import SAMPLE
-    from keras_openpose.domains import (DARK_TRAIN_MIX, TRAIN_STRENGTH_RANGE, dark_training_effect, darken,
-                                        random_effect)
+    from keras_openpose.data.domains import (DARK_TRAIN_MIX, TRAIN_STRENGTH_RANGE, dark_training_effect,
+                                             darken, random_effect)
     img = cv2.imread(str(sorted((SAMPLE / "train2017").glob("*.jpg"))[0]))[:160, :200]
     kinds = []
     for seed in range(12):

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from keras_openpose.skeleton import OPENPOSE_COCO18 as S
-from keras_openpose.uncertainty import (disagreement_report, group_people, limb_disagreement, oks_matrix,
-                                        sparsification, spearman)
+from keras_openpose.ensemble.uncertainty import (disagreement_report, group_people, limb_disagreement,
+                                                 sparsification, spearman)
+from keras_openpose.evaluate.matching import oks_matrix
 
 
 def _kp(seed=0):
@@ -89,7 +90,7 @@ def test_report_identical_experts(val_split):
 
 
 def test_report_with_ground_truth_pairs_by_gt_and_measures_error(val_split):
-    from keras_openpose.uncertainty import match_by_oks
+    from keras_openpose.evaluate.matching import match_by_oks
     gts = [a for a in val_split.data["annotations"] if a["num_keypoints"] >= 5 and not a["iscrowd"]]
     exact = [{"image_id": a["image_id"], "keypoints": a["keypoints"], "score": 1.0} for a in gts]
     # a displaced copy: every keypoint 5 px to the right
@@ -117,7 +118,7 @@ def test_report_with_ground_truth_pairs_by_gt_and_measures_error(val_split):
 
 
 def test_spearman_interval_known_answers():
-    from keras_openpose.uncertainty import spearman_interval
+    from keras_openpose.ensemble.uncertainty import spearman_interval
     x = np.arange(30, dtype=float)
     assert spearman_interval(x, x ** 3 + 5) == [1.0, 1.0]          # perfectly monotone: every resample rho 1
     assert spearman_interval(x, -np.exp(x / 10)) == [-1.0, -1.0]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from keras_openpose.errors import DataError
-from keras_openpose.weights import load_caffe_weights, load_reference_h5, read_caffemodel
+from keras_openpose.model.weights import load_caffe_weights, load_reference_h5, read_caffemodel
 
 
 def _varint(n):
@@ -103,7 +103,7 @@ def test_reference_keras2_h5(tmp_path, vgg19):
 
 
 def test_imagenet_vgg19_init(tmp_path, vgg19):
-    from keras_openpose.weights import VGG19_IMAGENET_NAMES, load_vgg19_imagenet
+    from keras_openpose.model.weights import VGG19_IMAGENET_NAMES, load_vgg19_imagenet
     path = tmp_path / "vgg19_notop.h5"
     rng = np.random.default_rng(2)
     ref = {}

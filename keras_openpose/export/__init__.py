@@ -6,7 +6,7 @@ height and width dynamic unless ``input_size`` fixes them. The decoder stays out
 The model's description (skeleton, stride, decoder options, input convention, network config) goes
 with the file: ONNX ``metadata_props["keras_openpose"]``, OpenVINO ``rt_info["keras_openpose"]``,
 LiteRT a ``<file>.json`` beside it (LiteRT flatbuffers have no free-form metadata here), so
-:meth:`keras_openpose.inference.PoseEstimator.from_weights` reads any of them alone.
+:meth:`keras_openpose.inference.estimator.PoseEstimator.from_weights` reads any of them alone.
 
 Every export ends with a parity check against Keras (float32) on real images; it fails past the
 precision's tolerance.
@@ -52,8 +52,8 @@ EQUALIZE_QUANTILE = 0.5
 
 
 def float32_network(model):
-    """A float32 copy of a :class:`~keras_openpose.model.PoseNetwork` (exporters need float32)."""
-    from ..model import PoseNetwork
+    """A float32 copy of a :class:`~keras_openpose.model.networks.PoseNetwork` (exporters need float32)."""
+    from ..model.networks import PoseNetwork
     cfg = dict(model.get_config(), precision="float32")
     copy = PoseNetwork.from_config(cfg)
     copy.set_weights(model.get_weights())
@@ -228,7 +228,7 @@ def export_model(weights, fmt: str, out, precision: str = "fp32", input_size=Non
     Raises:
         DataError: unknown format or precision, a missing dependency, or parity past tolerance.
     """
-    from ..model import load_network
+    from ..model.networks import load_network
     if fmt not in FORMATS:
         raise DataError(f"--format {fmt!r}: use {', '.join(FORMATS)}")
     if precision not in TOLERANCE or (fmt == "onnx" and precision == "fp16"):
@@ -282,8 +282,8 @@ def _to_onnx(fn, out: Path, description: str) -> None:
 
 
 def _images(folder, n: int):
-    from ..coco import read_image
-    from ..inference import IMAGE_EXT
+    from ..data.images import read_image
+    from ..data.images import IMAGE_EXT
     files = sorted(f for f in Path(folder).iterdir() if f.suffix.lower() in IMAGE_EXT)[:n]
     if not files:
         raise DataError(f"{folder}: no images")
@@ -299,12 +299,12 @@ def calibration_inputs(folder, stride: int, input_size=None, n: int = CALIBRATIO
 
 def _network_inputs(folder, stride: int, input_size, n: int, heights=None):
     """Network inputs ``(1, H, W, 3)`` of up to ``n`` images of ``folder``, resized as at inference
-    (:func:`keras_openpose.inference.preprocess`, height ``input_size[0]`` when fixed, else
+    (:func:`keras_openpose.inference.estimator.preprocess`, height ``input_size[0]`` when fixed, else
     ``heights`` in turn, else the default box) and cropped / padded to ``input_size`` when fixed
     (calibration and parity)."""
     from ..config import InferenceOptions
     from ..codec import PAD_VALUE
-    from ..inference import preprocess
+    from ..inference.estimator import preprocess
     out = []
     for k, im in enumerate(_images(folder, n)):
         h = input_size[0] if input_size else heights[k % len(heights)] if heights else InferenceOptions().box_size
@@ -324,8 +324,8 @@ def _to_int8_via_onnx(fn, out: Path, fmt: str, description: str, samples) -> Non
     size); for OpenVINO the quantised ONNX is converted to IR (its int8 kernels run the QDQ pairs)."""
     import tempfile
     try:
-        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                              quantize_static)
+        from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                              QuantType, quantize_static)
     except ImportError:
         raise DataError("int8 ONNX / OpenVINO export needs onnxruntime (pip install onnxruntime)") from None
     import onnx
@@ -409,7 +409,7 @@ def parity(model, path, precision: str = "fp32", check_images=None, input_size=N
         DataError: past :data:`TOLERANCE` of ``precision``.
     """
     from ..config import PROJECT_ROOT
-    from ..inference import KerasRuntime, load_runtime
+    from ..inference.runtimes import KerasRuntime, load_runtime
     folder = check_images or PROJECT_ROOT / "dataset" / "sample" / "val2017"
     runtime = load_runtime(path, exact=True)
     ref = KerasRuntime(model)

@@ -4,7 +4,7 @@ A compact CNN trained from scratch in minutes on a CPU (no ImageNet download). T
 made on the fly from any COCO-style image folder: each source image appears once per class, with
 the effect at a random strength (dark factor, blur length) and, for blur, a random direction, so no
 single strength is memorised. One softmax: the network outputs logits and the loss is
-cross-entropy on logits (the reference applied softmax twice, §13.1 item 13).
+cross-entropy on logits (the reference applied softmax twice).
 
 Two parts, combined as a product of experts ``softmax(w * log p_cnn + log p_mlp)``:
 
@@ -33,10 +33,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .coco import read_image
-from .files import atomic_path, write_json_atomic
-from .domains import EXPERT_DOMAINS, TRAIN_STRENGTH_RANGE, apply_effect, scale_brightness
-from .errors import DataError
+from ..data.images import read_image
+from ..files import atomic_path, write_json_atomic
+from ..data.domains import EXPERT_DOMAINS, TRAIN_STRENGTH_RANGE, apply_effect, scale_brightness
+from ..errors import DataError
 
 CLASSES = EXPERT_DOMAINS
 MEAN = np.array([0.485, 0.456, 0.406], np.float32)
@@ -210,7 +210,7 @@ def list_images(folder: str | Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: image folder not found")
-    from .coco import IMAGE_EXT     # the one list of readable types
+    from ..data.images import IMAGE_EXT  # the one list of readable types
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXT)
     if not files:
         raise DataError(f"{folder}: no images (.jpg, .png) in the folder")
@@ -238,17 +238,17 @@ def _effect_sample(img, cls, rng, strengths=None, dark_lights: float = 0.0):
 #: Log-uniform ranges of the low-light captures among the dark class's training images
 #: (:func:`random_low_light`): exposure in linear light (0.03-0.5 scales mid-tone sRGB values by
 #: ~0.23-0.75, the dark factors' range), the sensor noise of
-#: :func:`keras_openpose.domains.low_light` (its defaults 0.01 and 0.002 inside) and the JPEG
+#: :func:`keras_openpose.data.domains.low_light` (its defaults 0.01 and 0.002 inside) and the JPEG
 #: quality (integers, both ends included).
 LOW_LIGHT_TRAIN_RANGE = {"exposure": (0.03, 0.5), "shot_noise": (0.003, 0.03), "read_noise": (0.0005, 0.005),
                          "jpeg_quality": (60, 95)}
 
 
 def random_low_light(img: np.ndarray, rng) -> np.ndarray:
-    """A :func:`keras_openpose.domains.low_light` capture at a random exposure, noise and JPEG
+    """A :func:`keras_openpose.data.domains.low_light` capture at a random exposure, noise and JPEG
     quality (:data:`LOW_LIGHT_TRAIN_RANGE`), with the source's clipped pixels (lamps) kept clipped
     in half of the draws."""
-    from .domains import low_light
+    from ..data.domains import low_light
     r = LOW_LIGHT_TRAIN_RANGE
 
     def draw(key):
@@ -381,7 +381,7 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
             4-fold cross-validation on train2017 (0, 0.3, 0.5, 0.7: 0.5 and 0.7 send more held-out
             normal photos to dark for no gain on low light): 0.3 (configs/quickstart.yaml).
             Measured on the sample (trained on train2017 as the quickstart, scored on val2017;
-            "lamps" = :func:`keras_openpose.domains.low_light` at exposures 0.05 / 0.2 with the
+            "lamps" = :func:`keras_openpose.data.domains.low_light` at exposures 0.05 / 0.2 with the
             clipped pixels kept): at 0, effects at VAL_STRENGTHS 1.000 and captures called dark
             21 % / 10 % with lamps, 100 % without; at 0.3, 0.9958 and 94 % / 94 % with lamps, 100 %
             without.
@@ -455,7 +455,7 @@ def train_classifier(train_dir, test_dir, out: str | Path, epochs: int = 10, inp
     clf = DomainClassifier.from_checkpoint(ck)
     vpairs = _synthesize(val_imgs, rng, VAL_STRENGTHS)
     if dark_lights > 0:     # trained for low-light captures: the choice sees them too, labelled dark
-        from .domains import low_light
+        from ..data.domains import low_light
         vpairs += [(CLASSES.index("dark"), low_light(im, e, rng, keep_highlights=k))
                    for im in val_imgs for e, k in LOW_LIGHT_VARIANTS]
     lc, lf = clf.log_probabilities([im for _, im in vpairs])
@@ -604,7 +604,7 @@ def validate(weights, images_dir, labels: str | None = None, strengths=None, see
             domain), ``"synthesize"``: each image is classified once per class after applying
             that class's effect at ``strengths`` (default: every set of :data:`VAL_STRENGTHS`), or
             ``"low_light"``: each image as a simulated low-light capture
-            (:func:`keras_openpose.domains.low_light`, :data:`LOW_LIGHT_VARIANTS`), labelled dark.
+            (:func:`keras_openpose.data.domains.low_light`, :data:`LOW_LIGHT_VARIANTS`), labelled dark.
     Returns:
         ``{"predictions": [{"image", "probabilities", ["label", "variant"]}], "skipped": [lines],
         "accuracy", "confusion", ["accuracy_by_variant"]}`` (accuracy and the confusion matrix,
@@ -614,7 +614,7 @@ def validate(weights, images_dir, labels: str | None = None, strengths=None, see
     """
     from tqdm import tqdm
 
-    from .domains import low_light
+    from ..data.domains import low_light
     clf = DomainClassifier(weights)
     if labels not in (None, "synthesize", "low_light") and labels not in clf.classes:
         raise DataError(f"--labels {labels!r}: use one of {', '.join(clf.classes)}, synthesize or low_light")

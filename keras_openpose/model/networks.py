@@ -17,7 +17,7 @@ needs (:func:`load_network`).
   load by name.
 * ``lightweight``: Lightweight OpenPose (Osokin, arXiv 1811.12004) layer for layer, as trained on
   COCO and released by Intel's Open Model Zoo (``human-pose-estimation-0001``; the weights import
-  exactly: :func:`keras_openpose.weights.load_openvino_ir`). MobileNet-v1 trunk ``conv1`` (3x3/2),
+  exactly: :func:`keras_openpose.model.weights.load_openvino_ir`). MobileNet-v1 trunk ``conv1`` (3x3/2),
   ``conv2_1 ... conv5_5`` depthwise-separable (``<name>_dw`` 3x3 depthwise, ``<name>_sep`` 1x1),
   stride 8 after ``conv3_2``, ``conv5_1`` dilated 2, every layer with a bias (batch norm folded)
   and ReLU; the CPM block ``conv4_3_CPM_al`` (1x1) ``_red`` (1x1), three depthwise 3x3 + 1x1 pairs
@@ -45,9 +45,9 @@ from pathlib import Path
 import keras
 from keras import layers
 
-from .codec import DEFAULT_CODEC, PAD_VALUE, PafCodec
-from .errors import DataError
-from .files import atomic_path, copy_atomic, write_json_atomic
+from ..codec import DEFAULT_CODEC, PAD_VALUE, PafCodec
+from ..errors import DataError
+from ..files import atomic_path, copy_atomic, write_json_atomic
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """``python -m keras_openpose.predict``: poses in an image, folder, video or webcam (see ``--help``)."""
 import sys
 
-from .cli import predict, run
+from ..cli import run
+from ..cli.deploy import predict
 
-if __name__ == "__main__":
-    run(predict, sys.argv[1:])
+run(predict, sys.argv[1:])

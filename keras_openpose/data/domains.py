@@ -13,7 +13,7 @@
   Poisson-Gaussian sensor noise, JPEG; default exposure 0.1, lamps kept), the test domain of the
   dark expert beside the synthetic ``dark``.
 * ``resolution``: down-scaling by ``factor`` (default 0.5, area interpolation). The test domain keeps
-  the small image; the annotations are rescaled by :func:`keras_openpose.coco.rescale_annotations`.
+  the small image; the annotations are rescaled by :func:`keras_openpose.data.testsets.rescale_annotations`.
 
 All effects take and return ``uint8 (H, W, 3)`` BGR images (``resolution`` changes ``H, W``).
 """
@@ -22,11 +22,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
-DOMAINS = ("normal", "dark", "low_light", "motion_blur", "resolution")
-#: The trained experts and the classifier's classes, in the reference's index order.
-EXPERT_DOMAINS = ("normal", "dark", "motion_blur")
+from ..config import DOMAINS, EXPERT_DOMAINS  # noqa: F401  (named by the experiment's config; used here)
 #: The original project's strengths (ainu412 keras-openpose-reproduce, its dark and motion-blur
 #: generators): the defaults of every effect.
 DEFAULT_STRENGTH = {"normal": None, "dark": 0.5, "low_light": 0.1, "motion_blur": 30.0, "resolution": 0.5}

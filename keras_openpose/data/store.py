@@ -1,8 +1,8 @@
 """One compact HDF5 store per training split, shared by every domain.
 
 Each image is stored **once**: its original JPEG bytes, its ignore mask as PNG bytes, and its people
-as arrays. Domain effects and augmentation happen on the fly in :mod:`keras_openpose.pipeline`, so
-there is no per-domain copy (the reference kept three ~182 GB HDF5 files, §4, §13.3).
+as arrays. Domain effects and augmentation happen on the fly in :mod:`keras_openpose.data.pipeline`, so
+there is no per-domain copy (the reference kept three ~182 GB HDF5 files).
 
 Layout (all datasets indexed by image row ``i`` or person row ``j``)::
 
@@ -49,11 +49,12 @@ import cv2
 import h5py
 import numpy as np
 
-from .coco import (CocoSplit, decode_image, format_problem, ignore_mask, image_problem, keypoint_names,
-                   keypoints_array, problem_summary, select_main_people)
-from .errors import DataError
-from .files import (OutputLock, atomic_path, atomic_write, check_output_file, fault_point, kill_point, os_error_line,
-                    write_bytes_atomic)
+from .coco import CocoSplit, format_problem, keypoint_names, problem_summary
+from .images import decode_image, image_problem
+from .masks import ignore_mask, keypoints_array, select_main_people
+from ..errors import DataError
+from ..files import (OutputLock, atomic_path, atomic_write, check_output_file, fault_point, kill_point,
+                     os_error_line, write_bytes_atomic)
 
 BOX_SIZE = 368.0
 
@@ -310,7 +311,7 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
             shutil.rmtree(parts)
     parts.mkdir(parents=True, exist_ok=True)
     if not plan_file.exists():
-        from .files import write_json_atomic
+        from ..files import write_json_atomic
         write_json_atomic(plan, plan_file)
     n_blocks = -(-len(order) // block) if order else 0
     block_path = [parts / f"block_{k:06d}.h5" for k in range(n_blocks)]
@@ -351,7 +352,7 @@ def _build(split, out, exclude_ids, mask_dir, workers, block, progress, stop_aft
             os.fsync(fh.fileno())
     shutil.rmtree(parts)
     rep = store_report(out) | {"path": str(out)}
-    from .files import write_bytes_atomic
+    from ..files import write_bytes_atomic
     write_bytes_atomic("".join(line + "\n" for line in rep["skipped"]).encode(), out.with_name(out.name + ".skipped.txt"))
     return rep
 

@@ -22,7 +22,9 @@ from itertools import combinations
 
 import numpy as np
 
-from .skeleton import DEFAULT_SKELETON, Skeleton
+from ..skeleton import DEFAULT_SKELETON, Skeleton
+from ..evaluate.matching import match_by_oks, oks_matrix
+from ..evaluate.matching import oks_reference
 
 
 def limb_disagreement(people: list, scale: float, skeleton: Skeleton = DEFAULT_SKELETON):
@@ -55,43 +57,6 @@ def limb_disagreement(people: list, scale: float, skeleton: Skeleton = DEFAULT_S
         transl[li] = np.mean(ts) / scale
         rot[li] = np.mean(rs) / 180.0
     return transl, rot
-
-
-def oks_matrix(dts: list[dict], gts: list[dict], sigmas=None) -> np.ndarray:
-    """OKS between detections and reference people, computed by pycocotools' ``computeOks``.
-
-    Args:
-        dts: ``[{"keypoints": [3K], "score"}]``.
-        gts: ``[{"keypoints": [3K], "area", "bbox"}]`` (``v > 0`` = labelled).
-        sigmas: per-keypoint OKS sigmas (default COCO-17's, as pycocotools).
-    Returns:
-        ``(len(dts), len(gts))`` OKS (rows in the given order).
-    """
-    from pycocotools.cocoeval import COCOeval
-    if not dts or not gts:
-        return np.zeros((len(dts), len(gts)))
-    ev = COCOeval(iouType="keypoints")
-    if sigmas is not None:
-        ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
-    ev.params.maxDets = [len(dts)]
-    ev._gts = defaultdict(list)
-    ev._dts = defaultdict(list)
-    ev._gts[0, 1] = [{**g, "id": i, "iscrowd": 0, "ignore": 0} for i, g in enumerate(gts)]
-    # computeOks sorts detections by score: give descending scores in the given order
-    ev._dts[0, 1] = [{"keypoints": d["keypoints"], "score": float(len(dts) - i), "id": i} for i, d in enumerate(dts)]
-    return np.asarray(ev.computeOks(0, 1)).reshape(len(dts), len(gts))
-
-
-def oks_reference(person: dict) -> dict:
-    """A predicted person as an OKS reference: area/bbox of its keypoints' bounding box."""
-    k = np.asarray(person["keypoints"], np.float64).reshape(-1, 3)
-    vis = k[:, 2] > 0
-    if vis.sum() == 0:
-        return {"keypoints": person["keypoints"], "area": 1.0, "bbox": [0, 0, 1, 1]}
-    x0, y0 = k[vis, :2].min(0)
-    x1, y1 = k[vis, :2].max(0)
-    w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
-    return {"keypoints": person["keypoints"], "area": float(w * h), "bbox": [x0, y0, w, h]}
 
 
 def group_people(per_expert: list[list[dict]], min_oks: float = 0.3, sigmas=None) -> list[list]:
@@ -221,29 +186,6 @@ def sparsification(uncertainty, error, steps: int = 20):
     return {"fractions": fr.tolist(), "curve": curve.tolist(), "oracle": oracle.tolist(), "ause": ause}
 
 
-def match_by_oks(dets: list[dict], gts: list[dict], min_oks: float = 0.1, sigmas=None) -> list[int]:
-    """Greedy one-to-one matching of detections (by descending score) to GT people by OKS.
-
-    Returns:
-        for each detection, the GT ``id`` it matched with OKS >= ``min_oks``, else 0. Unlike the
-        COCO match at OKS 0.5, a poor detection of a person is still paired with that person, so
-        weak experts' disagreement and error can be measured.
-    """
-    out = [0] * len(dets)
-    gts = [g for g in gts if not g.get("iscrowd") and g.get("num_keypoints", 0) > 0]
-    if not dets or not gts:
-        return out
-    oks = oks_matrix(dets, gts, sigmas)
-    used = set()
-    for i in np.argsort([-d.get("score", 0.0) for d in dets], kind="stable"):
-        cand = [(oks[i, j], j) for j in range(len(gts)) if j not in used and oks[i, j] >= min_oks]
-        if cand:
-            _, j = max(cand)
-            used.add(j)
-            out[i] = gts[j]["id"]
-    return out
-
-
 def disagreement_report(per_expert_dets: dict[str, list[dict]], gt_data: dict | None = None,
                         matches: dict[str, dict[int, int]] | None = None,
                         skeleton: Skeleton = DEFAULT_SKELETON, min_oks: float = 0.3,
@@ -333,7 +275,7 @@ def disagreement_for_split(split, results, out, use_gt: bool = True, skeleton: S
     """The experts' disagreement on one evaluated split, from their evaluation runs.
 
     Reads each expert's ``<split>-<tag>_result.json`` from its latest run folder under ``results``
-    (:func:`keras_openpose.evaluate.results_dir`), pairs people by GT (OKS >= 0.1,
+    (:func:`keras_openpose.evaluate.runs.results_dir`), pairs people by GT (OKS >= 0.1,
     :func:`match_by_oks`) or, without ground truth, across experts by OKS, and writes
     ``<split>-three-model-disagreement.{csv,json,png}`` under ``out``.
 
@@ -347,11 +289,11 @@ def disagreement_for_split(split, results, out, use_gt: bool = True, skeleton: S
 
     import pandas as pd
 
-    from .domains import EXPERT_DOMAINS
-    from .errors import DataError
-    from .evaluate import model_tag
-    from .files import atomic_write, write_json_atomic
-    from .visualize import plot_sparsification
+    from ..data.domains import EXPERT_DOMAINS
+    from ..errors import DataError
+    from ..evaluate.runs import model_tag
+    from ..files import atomic_write, write_json_atomic
+    from ..visualize import plot_sparsification
     dt, results, out = split.split, Path(results), Path(out)
     dets = {}
     for d in experts or EXPERT_DOMAINS:

@@ -11,7 +11,7 @@ Run folder (``--out``; written by the chief worker only)::
     training.csv           one row per epoch: epoch, loss, one column per stage output
     tensorboard/train/     TensorBoard scalars (``epoch_loss``, ``epoch_<output>_loss``)
     model.keras            the final model (written atomically at the end; it carries its network
-                           config, codec and domain: keras_openpose.model.PoseNetwork)
+                           config, codec and domain: keras_openpose.model.networks.PoseNetwork)
     run.lock               held while a run trains in the folder (a second run is refused)
 
 The loop (:class:`TrainLoop`) replaces ``model.fit``, which Keras 3 cannot run under
@@ -20,7 +20,7 @@ The loop (:class:`TrainLoop`) replaces ``model.fit``, which Keras 3 cannot run u
 the default strategy (one device), ``mirrored`` (the GPUs, or logical CPUs, of one machine) and
 ``multiworker`` (the machines of ``TF_CONFIG``). ``batch_size`` is the global batch; replica ``r`` of
 ``R`` trains on slice ``r`` of every global batch of the one deterministic ``(seed, step)`` sample
-schedule (:func:`keras_openpose.pipeline.replica_share`), and the per-replica loss is the global
+schedule (:func:`keras_openpose.data.pipeline.replica_share`), and the per-replica loss is the global
 mean's share (Keras losses divide by ``R``; the optimizer sums the replicas' gradients), so ``R``
 replicas at global batch ``B`` follow one process at batch ``B`` up to float rounding.
 
@@ -48,7 +48,7 @@ Label-free adaptation (knowledge distillation, Hinton et al. 2015 "Distilling th
 neural network", here with the L2 regression of maps instead of softened class probabilities):
 with ``TrainConfig.distill_from`` a frozen teacher network (e.g. the normal expert) sees the clean
 crop and the student (the expert being trained) the degraded copy of the same crop, warped with
-the same matrix (:func:`keras_openpose.augment.augment_sample`; pairing a clean and a degraded view
+the same matrix (:func:`keras_openpose.data.augment.augment_sample`; pairing a clean and a degraded view
 of one augmentation is this project's design, in the spirit of FixMatch's weak/strong views, Sohn
 et al. 2020). The loss adds ``distill_weight x sum_t MaskedL2(teacher's last-stage map, student's
 stage-t map)`` with a mask of ones (the teacher labels every pixel, crowds and unannotated people
@@ -71,11 +71,12 @@ from pathlib import Path
 
 import keras
 
-from .config import ExperimentConfig, TrainConfig, resolve_skeleton
-from .errors import ClusterError, DataError, Preempted
-from .files import OutputLock, atomic_write, kill_point, write_json_atomic
-from .losses import MaskedL2, MultiplierSGD
-from .model import save_model_atomic
+from ..config import ExperimentConfig, TrainConfig, resolve_skeleton
+from ..errors import ClusterError, DataError, Preempted
+from ..files import OutputLock, atomic_write, kill_point, write_json_atomic
+from ..model.losses import MaskedL2, MultiplierSGD
+from ..model.networks import save_model_atomic
+from .cluster import get_strategy, worker_info
 
 
 def set_precision(precision: str) -> None:
@@ -88,119 +89,6 @@ def set_precision(precision: str) -> None:
 # ------------------------------------------------------------------------------------------
 # strategies
 # ------------------------------------------------------------------------------------------
-
-_STRATEGIES: dict = {}
-
-
-def get_strategy(name: str, worker_timeout: float = 300.0):
-    """The ``tf.distribute`` strategy of a run (created once per process, and first: collective ops
-    must be configured before TensorFlow runs any op).
-
-    Args:
-        name: ``none`` (the default device), ``mirrored`` (all local GPUs, else all logical CPU
-            devices) or ``multiworker`` (``MultiWorkerMirroredStrategy`` over the cluster in the
-            ``TF_CONFIG`` environment variable: ``{"cluster": {"worker": ["host:port", ...]},
-            "task": {"type": "worker", "index": i}}``).
-        worker_timeout: seconds a collective (and the start-up barrier) waits for a peer before the
-            run fails with :class:`ClusterError`.
-    Raises:
-        DataError: an unknown name, or ``multiworker`` without a usable ``TF_CONFIG``.
-    """
-    import tensorflow as tf
-    if name in ("none", "default", ""):
-        return tf.distribute.get_strategy()
-    if name not in _STRATEGIES:
-        if name == "mirrored":
-            gpus = tf.config.list_logical_devices("GPU")
-            devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
-            _STRATEGIES[name] = tf.distribute.MirroredStrategy(devices)
-        elif name == "multiworker":
-            _STRATEGIES[name] = _multiworker_strategy(worker_timeout)
-        else:
-            raise DataError(f"--distribute {name!r}: use none, mirrored or multiworker")
-    return _STRATEGIES[name]
-
-
-def cluster_from_env() -> tuple[list[str], int]:
-    """``(worker addresses, this worker's index)`` from ``TF_CONFIG``.
-
-    Raises:
-        DataError: ``TF_CONFIG`` missing, not JSON, or without this task in its worker list.
-    """
-    raw = os.environ.get("TF_CONFIG")
-    if not raw:
-        raise DataError("--distribute multiworker: set TF_CONFIG (see README 'Scaling out'; "
-                        "python -m keras_openpose.launch starts N workers on one machine)")
-    try:
-        cfg = json.loads(raw)
-        cluster, task = cfg["cluster"], cfg["task"]
-        workers = list(cluster.get("chief", [])) + list(cluster["worker"])
-        index = int(task["index"]) + (len(cluster.get("chief", [])) if task["type"] == "worker" else 0)
-    except (ValueError, KeyError, TypeError) as e:
-        raise DataError(f"TF_CONFIG: not a cluster spec with a worker list and this task ({e})") from None
-    if not 0 <= index < len(workers) or task["type"] not in ("worker", "chief"):
-        raise DataError(f"TF_CONFIG: task {task} is not in the cluster's {len(workers)} workers")
-    return workers, index
-
-
-#: The join watchdog (a separate process: TensorFlow waits for missing peers inside C++ while
-#: holding the GIL, so no thread of the worker can run): it exits quietly when the worker closes its
-#: stdin (joined, or ended); otherwise it prints which peers' ports never opened and ends the worker.
-_JOIN_WATCHDOG = r"""
-import os, select, signal, socket, sys
-pid, timeout, index, workers = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
-if select.select([sys.stdin], [], [], timeout)[0]:
-    sys.exit(0)
-def up(a):
-    try:
-        socket.create_connection((a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])), timeout=1).close()
-        return True
-    except OSError:
-        return False
-missing = [f"worker {i} ({a})" for i, a in enumerate(workers) if i != index and not up(a)]
-sys.stderr.write(f"error: worker {index}: {', '.join(missing) or 'a peer'} did not join within {timeout:g} s "
-                 "(--worker-timeout); start every worker with the same TF_CONFIG cluster\n")
-sys.stderr.flush()
-os.kill(pid, signal.SIGKILL)   # TensorFlow's C++ catches SIGTERM
-"""
-
-
-def _multiworker_strategy(worker_timeout: float):
-    """``MultiWorkerMirroredStrategy`` over ``TF_CONFIG``'s workers, with ``worker_timeout`` on
-    every collective and on joining: a start-up barrier (one all-reduce) must pass within
-    ``worker_timeout`` seconds, or a watchdog process prints one line naming the workers whose
-    ports never opened and ends this worker with SIGKILL (TensorFlow waits for missing peers inside
-    C++, by default for an hour, where no Python code of this process can run, and catches
-    SIGTERM)."""
-    import subprocess
-
-    import tensorflow as tf
-    workers, index = cluster_from_env()
-    watchdog = subprocess.Popen([sys.executable, "-c", _JOIN_WATCHDOG, str(os.getpid()), str(worker_timeout),
-                                 str(index), *workers], stdin=subprocess.PIPE)
-    opts = tf.distribute.experimental.CommunicationOptions(timeout_seconds=worker_timeout)
-    resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver, communication_options=opts)
-
-    @tf.function
-    def barrier():
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
-    barrier()
-    watchdog.stdin.close()
-    watchdog.wait()
-    return strategy
-
-
-def worker_info(strategy) -> tuple[int, int, bool]:
-    """``(worker index, number of workers, is chief)``; ``(0, 1, True)`` outside multiworker."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    spec = resolver.cluster_spec().as_dict() if resolver is not None else {}
-    if not spec:
-        return 0, 1, True
-    n = sum(len(v) for k, v in spec.items() if k in ("chief", "worker"))
-    idx = resolver.task_id + (len(spec.get("chief", [])) if resolver.task_type == "worker" else 0)
-    return idx, n, idx == 0
-
 
 def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
     """Attach the optimizer and the per-output :class:`MaskedL2` losses (saved with checkpoints;
@@ -264,7 +152,7 @@ class TrainLoop:
     ``strategy.reduce``, epochs of ``steps_per_epoch`` steps, SIGTERM-safe (see module doc).
 
     Args:
-        model: a compiled :class:`~keras_openpose.model.PoseNetwork` created under
+        model: a compiled :class:`~keras_openpose.model.networks.PoseNetwork` created under
             ``strategy.scope()`` (optimizer and per-output losses from :func:`compile_model`).
         strategy: the ``tf.distribute`` strategy.
         run_dir: the run folder (chief) ; other workers keep their checkpoints in a temporary folder.
@@ -492,7 +380,7 @@ class TrainLoop:
                                 "relaunch the same command(s) to resume", step)
 
     def _translate(self, e):
-        from .pipeline import DATA_ERROR
+        from ..data.pipeline import DATA_ERROR
         msg = str(e)
         if DATA_ERROR in msg:   # an error raised by the sample maker inside tf.data
             return DataError(msg.split(DATA_ERROR, 1)[1].strip().splitlines()[0])
@@ -543,7 +431,7 @@ def load_teacher(src, precision: str, codec):
     Raises:
         DataError: a teacher whose maps are not the codec's (other skeleton or channel counts).
     """
-    from .model import PoseNetwork, network_codec
+    from ..model.networks import PoseNetwork, network_codec
     tcodec = network_codec(src)
     same = (tcodec.num_pafs, tcodec.num_heatmaps) == (codec.num_pafs, codec.num_heatmaps) and \
         tuple(tcodec.skeleton.parts) == tuple(codec.skeleton.parts) and \
@@ -569,7 +457,7 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path | None, run_dir: 
         cfg: the experiment (``cfg.model`` the network, ``cfg.train`` the schedule and strategy,
             ``cfg.train.effect`` the domain applied on the fly, ``cfg.skeleton`` / ``cfg.codec`` /
             ``cfg.decode`` the maps).
-        store_path: training store (:mod:`keras_openpose.store`), or several (a list, or paths
+        store_path: training store (:mod:`keras_openpose.data.store`), or several (a list, or paths
             separated by commas); ``None`` with ``cfg.train.images`` (photos only). The photos of
             ``cfg.train.images`` are sampled besides the stores' people; ``cfg.train.distill_from``
             adds the teacher term (module doc).
@@ -583,17 +471,17 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path | None, run_dir: 
             random init: N(0, 0.01) kernels, zero biases, as CMU's prototxt).
     Raises:
         DataError: bad store, photo folder, teacher, config or initial weights
-            (:func:`keras_openpose.pipeline.check_sources`);
+            (:func:`keras_openpose.data.pipeline.check_sources`);
             a resume with another teacher than the checkpoint's; a diverged run.
         Preempted: SIGTERM (after the checkpoint).
         ClusterError: a lost or missing worker.
     """
-    from .domains import EXPERT_DOMAINS
+    from ..data.domains import EXPERT_DOMAINS
 
     tc: TrainConfig = cfg.train
     if tc.effect not in EXPERT_DOMAINS:
         raise DataError(f"--effect {tc.effect!r}: experts exist for {', '.join(EXPERT_DOMAINS)}")
-    from .pipeline import check_sources
+    from ..data.pipeline import check_sources
     check_sources(tc, store_path)
     strategy = get_strategy(tc.distribute, tc.worker_timeout)   # first: before TensorFlow runs any op
     _, _, chief = worker_info(strategy)
@@ -608,10 +496,10 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path | None, run_dir: 
 def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief):
     import dataclasses
 
-    from .model import build_model, load_network, network_codec
-    from .model import get_config as get_network_config
-    from .pipeline import SampleMaker, list_photos, make_dataset, per_replica_batch
-    from .store import Store
+    from ..model.networks import build_model, load_network, network_codec
+    from ..model.networks import get_config as get_network_config
+    from ..data.pipeline import SampleMaker, list_photos, make_dataset, per_replica_batch
+    from ..data.store import Store
     if chief:
         cfg.to_yaml(run_dir / "config.yaml")
     set_precision(tc.precision)
@@ -652,7 +540,7 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
             model.info.update(info)
             if init_from:
                 src = load_network(init_from)
-                from .skeleton import check_same_layout     # same count, other names: weights would fit silently
+                from ..skeleton import (check_same_layout)  # same count, other names: weights would fit silently
                 check_same_layout(network_codec(src).skeleton, codec.skeleton, f"--init-from {init_from}",
                                   ("the model", "the training data"))
                 try:
@@ -660,7 +548,7 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
                 except ValueError as e:
                     raise DataError(f"{init_from}: weights do not fit network {cfg.model!r} ({e})") from None
             if init_vgg19:
-                from .weights import load_vgg19_imagenet
+                from ..model.weights import load_vgg19_imagenet
                 load_vgg19_imagenet(model, init_vgg19)
             compile_model(model, tc)
         teacher = load_teacher(teacher_src, tc.precision, codec) if teacher_src is not None else None

@@ -3,7 +3,7 @@
 Elements are ``(image, targets)`` with ``image`` float32 ``(B, c, c, 3)`` BGR 0..255 and
 ``targets`` a tuple of ``2 x stages`` tensors alternating PAF ``(B, g, g, 2L + 1)`` and heatmap
 ``(B, g, g, P + 2)``: the target channels followed by the ignore mask (last channel), which the
-masked L2 loss in :mod:`keras_openpose.train` splits off (``g = c / stride``). For distillation
+masked L2 loss in :mod:`keras_openpose.train.loop` splits off (``g = c / stride``). For distillation
 (``clean=True``) the input is the pair ``(image, clean)``: the degraded crop and the same crop
 without the domain effect (same warp), both float32 ``(B, c, c, 3)``; photo samples (unlabelled,
 :class:`SampleMaker` ``photos``) have zero targets and a zero mask (no annotated loss).
@@ -16,9 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from .augment import augment_photo, augment_sample
-from .codec import PafCodec
-from .config import AugmentConfig
-from .errors import DataError
+from ..codec import PafCodec
+from ..config import AugmentConfig
+from ..errors import DataError
 
 
 #: Marks a :class:`DataError` raised inside tf.data, so the training loop can report it as one line.
@@ -72,7 +72,7 @@ def check_sources(tc, store_path) -> None:
 
 
 class SampleMaker:
-    """Makes training samples from one or more :class:`~keras_openpose.store.Store` (NumPy, no TF).
+    """Makes training samples from one or more :class:`~keras_openpose.data.store.Store` (NumPy, no TF).
 
     Args:
         store: a store or a list of stores (e.g. train2014 and val2014-minus-the-test-list); the
@@ -83,7 +83,7 @@ class SampleMaker:
         train: random augmentation (else identity warp centred on the main person).
         photos: unlabelled image files (:func:`list_photos`) sampled after the stores' people
             (sample ``len(stores' people) + k`` is photo ``k``): a random view of the photo
-            (:func:`keras_openpose.augment.augment_photo`), zero targets and zero mask.
+            (:func:`keras_openpose.data.augment.augment_photo`), zero targets and zero mask.
     Raises:
         DataError: a store whose keypoint count is not the skeleton's.
     """

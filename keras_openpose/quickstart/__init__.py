@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from .config import PROJECT_ROOT, ExperimentConfig
+from ..config import PROJECT_ROOT, ExperimentConfig
 
 NOTE = ("normal is the pretrained Lightweight OpenPose as shipped; the dark and motion-blur experts are "
         "fine-tuned from it for minutes on the 25 train2017 images with people. val2017 has 39 images with "
@@ -46,16 +46,17 @@ def _area(x, y):
 
 
 def run_domain_pass(ens, split, results: Path, progress: bool = True) -> dict:
-    """Every expert once per image of ``split`` (:meth:`~keras_openpose.ensemble.Ensemble.every_maps`);
+    """Every expert once per image of ``split`` (:meth:`~keras_openpose.ensemble.routing.Ensemble.every_maps`);
     each predictor's people are decoded from those maps and written as its evaluation run's
     ``predictions.jsonl`` (with the seconds it would have cost alone), and every predictor's maps
-    are scored (:class:`~keras_openpose.evaluate.MapScorer`). Returns ``{"scores", "routed_to"}``;
+    are scored (:class:`~keras_openpose.evaluate.maps.MapScorer`). Returns ``{"scores", "routed_to"}``;
     written last (atomically) to ``results/maps-<split>.json``, the marker that the pass is done."""
     from tqdm import tqdm
 
-    from .domains import EXPERT_DOMAINS
-    from .evaluate import MapScorer, results_dir
-    from .files import atomic_write, write_json_atomic
+    from ..data.domains import EXPERT_DOMAINS
+    from ..evaluate.maps import MapScorer
+    from ..evaluate.runs import results_dir
+    from ..files import atomic_write, write_json_atomic
     marker = results / f"maps-{split.split}.json"
     if marker.exists():
         return json.loads(marker.read_text())
@@ -87,19 +88,20 @@ def run_domain_pass(ens, split, results: Path, progress: bool = True) -> dict:
 
 def run_quickstart(config_path, out_dir) -> dict:
     """Run the quickstart experiment ``config_path`` into ``out_dir``; returns the summary."""
-    from .classifier import DomainClassifier, train_classifier, validate
-    from .coco import CocoSplit, make_domain_test_set
-    from .domains import EXPERT_DOMAINS
-    from .ensemble import Ensemble
-    from .evaluate import evaluate_predictor, results_dir
-    from .files import write_json_atomic
-    from .inference import PoseEstimator
-    from .model import expert_path, publish_model
-    from .store import build_store, write_masks
-    from .train import train_expert
-    from .uncertainty import disagreement_for_split
-    from .visualize import ap_table
-    from .weights import ensure_pretrained
+    from ..ensemble.classifier import DomainClassifier, train_classifier, validate
+    from ..data.coco import CocoSplit
+    from ..data.testsets import make_domain_test_set
+    from ..data.domains import EXPERT_DOMAINS
+    from ..ensemble.routing import Ensemble
+    from ..evaluate.runs import evaluate_predictor, results_dir
+    from ..files import write_json_atomic
+    from ..inference.estimator import PoseEstimator
+    from ..model.networks import expert_path, publish_model
+    from ..data.store import build_store, write_masks
+    from ..train.loop import train_expert
+    from ..ensemble.uncertainty import disagreement_for_split
+    from ..visualize import ap_table
+    from ..model.weights import ensure_pretrained
 
     t_start = time.time()
     timings: dict = {}
@@ -252,8 +254,3 @@ def run_quickstart(config_path, out_dir) -> dict:
     print(f"NOTE: {NOTE}")
     print(f"summary: {out / 'summary.json'}")
     return summary
-
-
-if __name__ == "__main__":
-    from .cli import quickstart_main
-    quickstart_main()

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from .skeleton import DEFAULT_SKELETON, Skeleton
+from ..skeleton import DEFAULT_SKELETON, Skeleton
 
 
 class OneEuroFilter:
@@ -74,7 +74,8 @@ class PoseTracker:
     def update(self, people: list[dict]) -> list[dict]:
         """Give each person of this frame an ``"id"`` (and smoothed ``"keypoints"`` with ``smooth``);
         returns new dicts in the input order."""
-        from .uncertainty import oks_matrix, oks_reference
+        from ..evaluate.matching import oks_matrix
+        from ..evaluate.matching import oks_reference
         self.frame += 1
         live = [t for t, tr in self.tracks.items() if self.frame - tr["seen"] <= self.max_gap + 1]
         self.tracks = {t: self.tracks[t] for t in live}

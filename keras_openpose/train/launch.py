@@ -3,15 +3,15 @@ the way to try ``--distribute multiworker`` (and to test it) without a cluster. 
 machines, set ``TF_CONFIG`` on each host instead (README "Scaling out"); a cluster manager
 (Slurm, Kubernetes, Ray) only has to do the same.
 
-    python -m keras_openpose.launch --workers 2 -- python training/train_pose.py \\
+    python -m keras_openpose.train.launch --workers 2 -- python training/train_pose.py \\
         --distribute multiworker --store runs/train2017.h5 --config tiny --batch-size 8
-    srun --ntasks-per-node=1 bash -c 'TF_CONFIG=$(python -m keras_openpose.launch --slurm-tf-config) \\
+    srun --ntasks-per-node=1 bash -c 'TF_CONFIG=$(python -m keras_openpose.train.launch --slurm-tf-config) \\
         exec python training/train_pose.py ... --distribute multiworker'
 
 Every worker gets ``TF_CONFIG = {"cluster": {"worker": ["localhost:P", "localhost:P+1", ...]},
 "task": {"type": "worker", "index": i}}``, ``CUDA_VISIBLE_DEVICES`` of its own when ``--gpus``
 is given, and its output prefixed with ``[i]``. SIGTERM / SIGINT to the launcher are passed on to
-every worker (which then checkpoint and exit 42, see :mod:`keras_openpose.train`). The launcher
+every worker (which then checkpoint and exit 42, see :mod:`keras_openpose.train.loop`). The launcher
 exits with the first non-zero status of a worker (0 when all succeed); a worker still running
 ``--grace`` seconds after another failed is killed.
 """
@@ -104,7 +104,7 @@ def launch(command: list[str], workers: int, port: int | None = None, gpus: list
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m keras_openpose.launch", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m keras_openpose.train.launch", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workers", type=int, default=2, help="number of worker processes (default 2)")
     p.add_argument("--port", type=int, default=None, help="first loopback port (default: free ports)")

@@ -1,7 +1,7 @@
 """Domain ensemble: route each image to one expert, fuse the experts' maps, or run them all.
 
 * ``route``: the classifier picks the expert (arg-max); only that expert runs (cost = classifier +
-  one expert; the reference ran all three first, 3x the cost, §8).
+  one expert; the reference ran all three first, 3x the cost).
 * ``fuse``: heatmaps and PAFs of the experts averaged with the classifier's probabilities as
   weights, then one decode; experts with probability below ``min_weight`` are skipped.
 * ``all``: every expert runs and its people are kept separately (for the disagreement report).
@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 from .classifier import DomainClassifier
-from .errors import DataError
-from .inference import InferenceOptions, PoseEstimator
+from ..errors import DataError
+from ..config import InferenceOptions
+from ..inference.estimator import PoseEstimator
 
 MODES = ("route", "fuse", "all")
 
@@ -25,7 +26,7 @@ class Ensemble:
 
     Args:
         experts: ``{domain: PoseEstimator}`` with domains among the classifier's classes.
-        classifier: the :class:`~keras_openpose.classifier.DomainClassifier`.
+        classifier: the :class:`~keras_openpose.ensemble.classifier.DomainClassifier`.
         min_weight: ``fuse`` skips experts whose weight is below this.
         fuse_temperature: ``fuse`` weights are ``softmax(log p / T)`` of the classifier's
             probabilities ``p``: ``T = 1`` uses them as they are (the classifier is nearly one-hot
@@ -51,7 +52,7 @@ class Ensemble:
                 raise DataError(f"ensemble: no expert for classifier classes {sorted(missing)}")
         codecs = {d: e.codec for d, e in experts.items()}
         first = next(iter(codecs.values()))
-        from .skeleton import check_same_layout
+        from ..skeleton import check_same_layout
         d0 = next(iter(codecs))
         for d, c in codecs.items():      # keypoints, parts and limbs by name first: the clearest message
             check_same_layout(first.skeleton, c.skeleton, "ensemble: experts with different skeletons",
@@ -71,14 +72,14 @@ class Ensemble:
     @classmethod
     def from_models_dir(cls, models_dir, options: InferenceOptions | None = None, need_classifier: bool = True,
                         fuse_temperature: float = 1.0, **decode) -> "Ensemble":
-        """The experts ``<models_dir>/pose_<domain>.keras`` (:func:`keras_openpose.model.expert_path`)
+        """The experts ``<models_dir>/pose_<domain>.keras`` (:func:`keras_openpose.model.networks.expert_path`)
         and ``domain_classifier.pt``; ``decode`` overrides single decoder options of every expert.
 
         Raises:
             DataError: a missing or unreadable model.
         """
-        from .domains import EXPERT_DOMAINS
-        from .model import expert_path
+        from ..data.domains import EXPERT_DOMAINS
+        from ..model.networks import expert_path
         models_dir = Path(models_dir)
         experts = {d: PoseEstimator.from_weights(expert_path(models_dir, d), options, **decode) for d in EXPERT_DOMAINS}
         clf = DomainClassifier(models_dir / "domain_classifier.pt") if need_classifier else None
@@ -160,10 +161,54 @@ class Ensemble:
         return {d: e.estimate(image) for d, e in self.experts.items()}
 
     def predictor(self, mode: str, maps: bool = False):
-        """An ``image -> people`` function for :func:`keras_openpose.evaluate.evaluate_predictor`,
+        """An ``image -> people`` function for :func:`keras_openpose.evaluate.runs.evaluate_predictor`,
         or with ``maps`` an ``image -> (heatmaps, pafs, stride)`` one (for
-        :func:`keras_openpose.evaluate.map_scores`)."""
+        :func:`keras_openpose.evaluate.maps.map_scores`)."""
         fns = {"route": (self.route, self.route_maps), "fuse": (self.fuse, self.fuse_maps)}
         if mode not in fns:
             raise DataError(f"--mode {mode!r}: use route or fuse for a single prediction per image")
         return fns[mode][int(maps)]
+
+
+def evaluate_ensemble(models_dir, split, image_ids, out_dir, mode: str = "route", options=None, decode=None,
+                      fuse_temperature: float = 1.0, compute: bool = True, evaluate: bool = True,
+                      overlays: int = 0, with_map_scores: bool = False, skeleton=None) -> list:
+    """COCO keypoint evaluation of the ensemble of ``models_dir`` on ``image_ids`` of ``split``:
+    ``mode`` ``route`` or ``fuse`` (one run, ``ensemble_<mode>``), or ``all`` (one run per expert,
+    for the disagreement of :mod:`keras_openpose.ensemble.uncertainty`). Without ``compute`` the
+    cached predictions of earlier runs are scored and no network is loaded.
+
+    With ``with_map_scores`` the fused/routed maps are also scored before grouping
+    (:func:`keras_openpose.evaluate.maps.map_scores`), written to ``<run>/map_scores.json``.
+
+    Returns:
+        ``[(summary dict of evaluate_predictor, run folder, map scores or None), ...]``.
+    Raises:
+        DataError: missing experts or classifier, or any error of the evaluation.
+    """
+    from ..data.domains import EXPERT_DOMAINS
+    from ..evaluate.maps import map_scores
+    from ..evaluate.runs import evaluate_predictor, model_tag, results_dir
+    from ..files import write_json_atomic
+    ens = None                                # scoring cached predictions needs no network
+    if compute or with_map_scores:
+        ens = Ensemble.from_models_dir(models_dir, options, need_classifier=mode != "all",
+                                       fuse_temperature=fuse_temperature, **(decode or {}))
+    n = len(image_ids)
+    if mode == "all":
+        runs = []
+        for d, est in (ens.experts if ens else dict.fromkeys(EXPERT_DOMAINS)).items():
+            out = results_dir(out_dir, split.split, model_tag(d), n)
+            runs.append((evaluate_predictor(est.estimate if est else None, split, image_ids, out,
+                                            f"{split.split}-{model_tag(d)}", compute=compute, evaluate=evaluate,
+                                            skeleton=skeleton), out, None))
+        return runs
+    out = results_dir(out_dir, split.split, f"ensemble_{mode}", n)
+    s = evaluate_predictor(ens.predictor(mode) if ens else None, split, image_ids, out, f"{split.split}-ensemble_{mode}",
+                           compute=compute, evaluate=evaluate, overlays=overlays, skeleton=skeleton)
+    ms = None
+    if with_map_scores:
+        ms = map_scores(ens.predictor(mode, maps=True), split, image_ids, codec=ens.codec)
+        write_json_atomic(ms, out / "map_scores.json")
+    return [(s, out, ms)]
+

@@ -5,7 +5,7 @@
   (field 100, ``LayerParameter``: name 1, blobs 7) and the legacy ``layers`` (field 2,
   ``V1LayerParameter``: name 4, blobs 6) forms are read; a ``BlobProto`` gives its shape (field 7,
   or the legacy num/channels/height/width 1-4) and float data (field 5, packed or not).
-* :func:`load_caffe_weights` puts them into :func:`keras_openpose.model.build_model` ``("vgg19")``
+* :func:`load_caffe_weights` puts them into :func:`keras_openpose.model.networks.build_model` ``("vgg19")``
   by layer name; Caffe kernels ``(out, in, kh, kw)`` become Keras ``(kh, kw, in, out)``.
 * :func:`load_reference_h5` loads a Keras 2 ``save_weights`` file (``weights.0100.h5`` of
   kevinlin311tw / ainu412 keras-openpose-reproduce): groups per layer name with
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
+from ..config import PROJECT_ROOT
 
 
 def _varint(buf: bytes, pos: int):
@@ -382,21 +383,21 @@ def openvino_float_model(path: str | Path, quantized_activations: bool = False):
 
 #: The pretrained network shipped with the repository (Intel Open Model Zoo
 #: ``human-pose-estimation-0001``, Lightweight OpenPose trained on COCO; Apache-2.0, see its README).
-PRETRAINED_IR = Path(__file__).resolve().parent.parent / "models" / "lightweight_openpose" / "human-pose-estimation-0001.xml"
+PRETRAINED_IR = PROJECT_ROOT / "models" / "lightweight_openpose" / "human-pose-estimation-0001.xml"
 #: Where its Keras conversion lives (made from the IR on first use; not committed: 16 MB).
 PRETRAINED_WEIGHTS = PRETRAINED_IR.parent.parent / "pose_normal.keras"
 
 
 def convert_openvino_ir(ir: str | Path, out: str | Path, config: str = "lightweight") -> dict:
     """Import an OpenVINO IR CPM/PAF network into a self-describing
-    :class:`~keras_openpose.model.PoseNetwork` (float32, OpenPose COCO-18) saved at ``out``.
+    :class:`~keras_openpose.model.networks.PoseNetwork` (float32, OpenPose COCO-18) saved at ``out``.
 
     Returns:
         ``{"path", "layers", "parameters", "input_scale", "input_offset"}``.
     Raises:
         DataError: as :func:`load_openvino_ir`.
     """
-    from .model import build_model, save_model_atomic
+    from .networks import build_model, save_model_atomic
     model = build_model(config, precision="float32")
     loaded = load_openvino_ir(model, ir)
     model.info.update({"source": f"OpenVINO IR {Path(ir).name}", "imported_layers": len(loaded),

@@ -1,4 +1,4 @@
-"""Training augmentation: one affine warp per sample (reference §5.2; scale jitter really applied).
+"""Training augmentation: one affine warp per sample (the original project's augmentation, Cao et al. 2017 sec. 4; scale jitter really applied).
 
 The warp maps source-image pixels to crop pixels::
 
@@ -10,7 +10,7 @@ same matrix (pixel centres at integer coordinates, as OpenCV), so a rotated pers
 where its warped keypoint lands. The domain effect is applied to the source image before the warp,
 as the test sets are made (a 30 px blur means 30 source pixels).
 
-For distillation (:mod:`keras_openpose.train`) the clean source is warped too, with the same
+For distillation (:mod:`keras_openpose.train.loop`) the clean source is warped too, with the same
 matrix: the teacher's clean crop and the student's degraded crop are the same view of the scene
 (the same geometric augmentation, only the domain effect differs; this project's design, in the
 spirit of the weak/strong views of one image in FixMatch, Sohn et al. 2020).
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .config import AugmentConfig
+from ..config import AugmentConfig
 from .domains import random_effect
-from .codec import PafCodec
+from ..codec import PafCodec
 
 
 @dataclass
