@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from keras_openpose.ensemble.classifier import (CNN_WEIGHTS, VAL_STRENGTHS, DomainClassifier, global_features,
+from keras_openpose.ensemble.classifier import (CNN_WEIGHTS, DomainClassifier, global_features,
                                                 train_classifier, validate)
 from keras_openpose.data.domains import darken, motion_blur
 from keras_openpose.errors import DataError
