@@ -104,11 +104,10 @@ def quickstart(argv=None):
     p = command_parser("quickstart", "The whole pipeline on the bundled COCO sample (see README).",
                 ["python -m keras_openpose.quickstart",
                  "python -m keras_openpose.quickstart --experiment configs/quickstart.yaml --out runs/quickstart"])
-    p.add_argument("--config", default=None, help="alias of --experiment")
     p.add_argument("--out", default=str(PROJECT_ROOT / "runs" / "quickstart"))
     a = p.parse_args(argv)
     from ..quickstart import run_quickstart
-    run_quickstart(a.experiment or a.config or PROJECT_ROOT / "configs" / "quickstart.yaml", a.out)
+    run_quickstart(a.experiment or PROJECT_ROOT / "configs" / "quickstart.yaml", a.out)
 
 
 def quickstart_main(argv=None):
