@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "keras_openpose"
 #: The rooms from the bottom up: a module may import its own room and the rooms below it.
 ROOMS = ["base", "data", "model", "evaluate", "inference", "train", "ensemble", "export", "predict",
          "quickstart", "cli", "api"]
-BASE = {"errors", "files", "skeleton", "codec", "config", "visualize"}
+BASE = {"errors", "files", "rooms", "skeleton", "codec", "config", "visualize"}
 
 
 def _modules():
@@ -87,3 +87,29 @@ def test_imports_run_downward_and_no_library_module_imports_a_command():
     assert not commands, f"library modules that import a command: {commands}"
     # the test can fail: an arrow from the codec to the ensemble would be caught
     assert ROOMS.index(_room("keras_openpose.ensemble.routing")) > ROOMS.index(_room("keras_openpose.codec"))
+
+
+def test_every_public_name_of_a_room_is_where_its_table_says():
+    """Each room's lazy table (``_NAMES``) names a module that defines the name, and every public
+    top-level name of the room's modules is in the table (the table cannot drift from the code)."""
+    import importlib
+    for room in ("data", "model", "train", "inference", "evaluate", "ensemble", "cli"):
+        pkg = importlib.import_module(f"keras_openpose.{room}")
+        for name, module in pkg._NAMES.items():
+            tree = ast.parse((PACKAGE / room / f"{module}.py").read_text())
+            defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+            defined |= {t.id for n in tree.body if isinstance(n, (ast.Assign, ast.AnnAssign))
+                        for t in ast.walk(n.targets[0] if isinstance(n, ast.Assign) else n.target)
+                        if isinstance(t, ast.Name)}
+            assert name in defined, f"keras_openpose.{room}: {name} is not defined in {module}.py"
+        for f in (PACKAGE / room).glob("*.py"):
+            if f.name.startswith("__") or (room, f.stem) == ("cli", "common"):   # cli.common: flag helpers
+                continue
+            tree = ast.parse(f.read_text())
+            public = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
+                      and not n.name.startswith("_")}
+            missing = public - set(pkg._NAMES)
+            assert not missing, f"keras_openpose.{room}: {sorted(missing)} of {f.name} are not in its _NAMES"
+    import pytest
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        importlib.import_module("keras_openpose.data").no_such_name

@@ -6,7 +6,7 @@ pipeline (:mod:`.pipeline`) and test sets (:mod:`.testsets`). It imports nothing
 Every public name of the room is importable from here (``from keras_openpose.data import X``);
 the module behind it loads on first use, so importing the room is cheap.
 """
-import importlib
+from ..rooms import lazy_exports
 
 #: public name -> the module of this room that defines it
 _NAMES = {
@@ -15,8 +15,6 @@ _NAMES = {
     "DARK_TRAIN_MIX": "domains",
     "DATA_ERROR": "pipeline",
     "DEFAULT_STRENGTH": "domains",
-    "DOMAINS": "domains",
-    "EXPERT_DOMAINS": "domains",
     "IMAGE_EXT": "images",
     "ImageRecord": "store",
     "OUTSIDE_MARGIN": "coco",
@@ -88,10 +86,4 @@ _NAMES = {
     "write_masks": "store",
 }
 
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name):
-    if name in _NAMES:
-        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _NAMES)

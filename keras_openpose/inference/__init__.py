@@ -5,7 +5,7 @@
 Every public name of the room is importable from here (``from keras_openpose.inference import X``);
 the module behind it loads on first use, so importing the room is cheap.
 """
-import importlib
+from ..rooms import lazy_exports
 
 #: public name -> the module of this room that defines it
 _NAMES = {
@@ -29,10 +29,4 @@ _NAMES = {
     "preprocess": "estimator",
 }
 
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name):
-    if name in _NAMES:
-        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _NAMES)

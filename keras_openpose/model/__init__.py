@@ -5,7 +5,7 @@ eq. 6) and the weight importers (:mod:`.weights`: Caffe, the reference's HDF5, O
 Every public name of the room is importable from here (``from keras_openpose.model import X``);
 the module behind it loads on first use, so importing the room is cheap.
 """
-import importlib
+from ..rooms import lazy_exports
 
 #: public name -> the module of this room that defines it
 _NAMES = {
@@ -42,10 +42,4 @@ _NAMES = {
     "save_model_atomic": "networks",
 }
 
-__all__ = sorted(_NAMES)
-
-
-def __getattr__(name):
-    if name in _NAMES:
-        return getattr(importlib.import_module(f".{_NAMES[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _NAMES)
