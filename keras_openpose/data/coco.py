@@ -327,11 +327,6 @@ def open_split(coco_root=None, split: str | None = None, annotations=None, image
     return CocoSplit(resolve(coco_root), split, None, resolve(images) if images else None)
 
 
-# ---------------------------------------------------------------------------------------------
-# Masks and people
-# ---------------------------------------------------------------------------------------------
-
-
 def check_root(root: str | Path, splits=None, read_images: bool = True, progress: bool = True) -> dict:
     """Check a COCO root: :func:`check_split` of every split (default: every
     ``annotations/person_keypoints_*.json``).
@@ -439,4 +434,3 @@ def check_report(rep: dict) -> tuple[list[str], int]:
         lines += [f"  {n} x {reason}" for reason, n in r["by_reason"].items()]
         lines += [f"   {e}" for e in r["errors"]]
     return lines, bad
-

@@ -74,9 +74,3 @@ def select_main_people(anns: list[dict], min_keypoints: int = 5, min_area: float
         accepted.append(i)
         centres.append((cx, cy, max(w, h)))
     return accepted
-
-
-# ---------------------------------------------------------------------------------------------
-# Test lists
-# ---------------------------------------------------------------------------------------------
-

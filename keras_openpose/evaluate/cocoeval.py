@@ -183,9 +183,3 @@ def bootstrap_ap(cocoeval, draws: int = 1000, seed: int = 0, level: float = 0.95
         return {"ap": ap, "low": None, "high": None, "draws": 0}
     low, high = np.quantile(aps, [(1 - level) / 2, (1 + level) / 2])
     return {"ap": ap, "low": float(low), "high": float(high), "draws": int(len(aps))}
-
-
-# ---------------------------------------------------------------------------------------------
-# PCK
-# ---------------------------------------------------------------------------------------------
-

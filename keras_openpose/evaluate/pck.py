@@ -113,10 +113,3 @@ def crowd_index(anns: list[dict]) -> float:
 
 #: Images with a crowd index at or above this are "crowded" (CrowdPose's medium+hard range).
 CROWDED_INDEX = 0.1
-
-
-# ---------------------------------------------------------------------------------------------
-# A whole evaluation run
-# ---------------------------------------------------------------------------------------------
-
-

@@ -47,11 +47,6 @@ def preprocess(image: np.ndarray, box_size: int, scale: float, stride: int, max_
     return out.astype(np.float32), s, (hr, wr)
 
 
-# ---------------------------------------------------------------------------------------------
-# Runtimes: (B, H, W, 3) float32 BGR 0..255 -> (pafs (B, h, w, 2L), heatmaps (B, h, w, P + 1)), numpy
-# ---------------------------------------------------------------------------------------------
-
-
 class PoseEstimator:
     """A network on any runtime, its codec and the input handling.
 
@@ -156,12 +151,3 @@ class PoseEstimator:
         keypoint order, image pixels], "score": float}]``."""
         heat, paf, stride = self.maps(image)
         return self.decode(heat, paf, stride, image.shape[:2])
-
-
-# ---------------------------------------------------------------------------------------------
-# Frame sources and the video writer
-# ---------------------------------------------------------------------------------------------
-
-#: The readable image types: one list for every reader (:data:`keras_openpose.data.images.IMAGE_EXT`).
-
-
