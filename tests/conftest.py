@@ -113,10 +113,7 @@ def shared_split(annotation: str):
 #: worker that runs one of its tests, and again after a test of another module).
 SHARED_UNITS = {
     "test_distributed.py::test_two_workers_publish_the_model_of_one_process": "test_distributed.py two_workers",
-    "test_distributed.py::test_sigterm_checkpoints_every_worker_and_relaunch_resumes": "test_distributed.py two_workers",
-    "test_distributed.py::test_a_killed_worker_is_named_and_relaunch_resumes": "test_distributed.py two_workers",
-    "test_train.py::test_killed_training_resumes_to_the_uninterrupted_weights": "test_train.py reference_run",
-    "test_train.py::test_sigterm_mid_epoch_checkpoints_and_resumes_exactly": "test_train.py reference_run",
+    "test_distributed.py::test_sigterm_then_a_killed_worker_and_each_relaunch_resumes": "test_distributed.py two_workers",
     "test_export.py::test_int8_export_calibrated_on_real_images": "test_export.py batchnorm_model",
     "test_export.py::test_a_failed_parity_check_leaves_no_file": "test_export.py batchnorm_model",
 }
@@ -125,11 +122,9 @@ SHARED_UNITS = {
 #: the longest units first; a test not listed counts 1 s. Keys: ``file::function`` (every parameter).
 EXPECTED_SECONDS = {
     "test_distributed.py::test_two_workers_publish_the_model_of_one_process": 55,
-    "test_distributed.py::test_a_killed_worker_is_named_and_relaunch_resumes": 60,
-    "test_distributed.py::test_sigterm_checkpoints_every_worker_and_relaunch_resumes": 55,
+    "test_distributed.py::test_sigterm_then_a_killed_worker_and_each_relaunch_resumes": 90,
     "test_distributed.py::test_a_peer_that_never_starts_is_named_after_the_timeout": 14,
-    "test_train.py::test_killed_training_resumes_to_the_uninterrupted_weights": 50,
-    "test_train.py::test_sigterm_mid_epoch_checkpoints_and_resumes_exactly": 30,
+    "test_train.py::test_killed_and_preempted_training_resumes_to_the_uninterrupted_weights": 70,
     "test_train.py::test_it_learns": 67,
     "test_train.py::test_photos_distillation_trains_publishes_and_resumes_exactly": 50,
     "test_train.py::test_mirrored_strategy_on_two_logical_cpus": 18,

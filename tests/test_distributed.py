@@ -94,7 +94,11 @@ def test_two_workers_publish_the_model_of_one_process(one_process, two_workers):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=2e-4)
 
 
-def test_sigterm_checkpoints_every_worker_and_relaunch_resumes(tmp_path, train_store, two_workers):
+def test_sigterm_then_a_killed_worker_and_each_relaunch_resumes(tmp_path, train_store, two_workers):
+    """One run through both faults, relaunched with the same commands each time: SIGTERM to worker 1
+    at step 6 (mid-epoch 2: every worker checkpoints there, exit 42); then worker 1 SIGKILLed at step
+    9 (epoch 3: worker 0 names the lost worker in one line, exit 3); then the run ends with the
+    weights and losses of the uninterrupted launcher run."""
     run, models = tmp_path / "run", tmp_path / "models"
     out, _ = _workers(train_store, run, models, tmp_path, kill_at="step:6:TERM")   # worker 1 gets SIGTERM
     for rc, log in out:
@@ -102,25 +106,20 @@ def test_sigterm_checkpoints_every_worker_and_relaunch_resumes(tmp_path, train_s
         assert "every worker saved its checkpoint at step 6 of 12" in log
     assert json.loads((run / "progress.json").read_text())["step"] == 6          # mid-epoch 2
     assert not (run / "model.keras").exists() and not list((tmp_path / "tmp").glob("keras_openpose_worker*"))
-    out, _ = _workers(train_store, run, models, tmp_path)                         # the same commands again
-    assert [rc for rc, _ in out] == [0, 0], out[0][1][-2000:]
-    ref = two_workers[0]
-    np.testing.assert_array_equal(_csv(run), _csv(ref / "run"))
-    for x, y in zip(_weights(run / "model.keras"), _weights(ref / "run" / "model.keras")):
-        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
-
-
-def test_a_killed_worker_is_named_and_relaunch_resumes(tmp_path, train_store, two_workers):
-    run, models = tmp_path / "run", tmp_path / "models"
-    out, seconds = _workers(train_store, run, models, tmp_path, kill_at="step:6")  # worker 1: SIGKILL in epoch 2
+    out, seconds = _workers(train_store, run, models, tmp_path, kill_at="step:4")   # worker 1: SIGKILL at its 4th step, step 9 (epoch 3)
     (rc0, log0), (rc1, _) = out
     assert rc1 == -9 and rc0 == 3, log0[-2000:]
     errors = [ln for ln in log0.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "lost worker 1 of 2" in errors[0], log0[-2000:]
     assert seconds < 120
-    out, _ = _workers(train_store, run, models, tmp_path)                         # resumes from epoch 1's checkpoint
+    from keras_openpose.model.networks import load_network
+    assert load_network(run / "checkpoint.keras").info["trained_steps"] == 8     # epoch 2's checkpoint
+    assert not (run / "progress.json").exists() and len(_csv(run)) == 2
+    out, _ = _workers(train_store, run, models, tmp_path)                         # resumes from step 8
     assert [rc for rc, _ in out] == [0, 0], out[0][1][-2000:]
-    for x, y in zip(_weights(run / "model.keras"), _weights(two_workers[0] / "run" / "model.keras")):
+    ref = two_workers[0]
+    np.testing.assert_array_equal(_csv(run), _csv(ref / "run"))
+    for x, y in zip(_weights(run / "model.keras"), _weights(ref / "run" / "model.keras")):
         np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
 
 

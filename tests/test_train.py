@@ -47,16 +47,24 @@ def reference_run(tmp_path_factory, train_store):
     return run
 
 
-def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, train_store, reference_run):
-    """kill -9 between an epoch's CSV row and its checkpoint, then (resumed) right after a checkpoint:
-    each time the same command resumes from the checkpoint's own step counter; the run ends with the
-    uninterrupted weights and one CSV row per epoch."""
+def test_killed_and_preempted_training_resumes_to_the_uninterrupted_weights(tmp_path, train_store, reference_run):
+    """One run through three faults, each time resumed by the same command from the checkpoint's own
+    step counter: kill -9 between epoch 2's CSV row and its checkpoint; kill -9 right after the
+    resumed run's first checkpoint (epoch 2, step 4); SIGTERM in the middle of epoch 3 (checkpoint
+    at step 5 with the epoch's loss sums in progress.json, exit 42). The run ends with the
+    uninterrupted weights, optimizer state and CSV (one row per epoch: none lost, none repeated)."""
+    import json
     run = tmp_path / "run"
     r = _train_process(train_store, run, "csv_written:2")          # epoch 2's row written, its checkpoint not
     assert r.returncode == -9 and not (run / "model.keras").exists()
     assert len((run / "training.csv").read_text().splitlines()) == 1 + 2
     r = _train_process(train_store, run, "checkpoint_saved:1")     # resumes at epoch 2, killed once it is saved
     assert r.returncode == -9 and not (run / "model.keras").exists()
+    assert len((run / "training.csv").read_text().splitlines()) == 1 + 2     # epoch 2's row once
+    r = _train_process(train_store, run, "step:1:TERM")            # SIGTERM in its first step, step 5 (epoch 3 of 3)
+    assert r.returncode == 42, r.stderr[-2000:]
+    assert json.loads((run / "progress.json").read_text())["step"] == 5
+    assert not (run / "model.keras").exists()
     r = _train_process(train_store, run)
     assert r.returncode == 0, r.stderr[-2000:]
     from keras_openpose.model.networks import load_network
@@ -65,27 +73,10 @@ def test_killed_training_resumes_to_the_uninterrupted_weights(tmp_path, train_st
     assert int(got.optimizer.iterations) == int(ref.optimizer.iterations) == 6
     assert float(got.optimizer.learning_rate) == pytest.approx(2.5e-4)   # 1e-3 x 0.5^(6 // 3)
     for a, b in zip(ref.get_weights(), got.get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     epochs = [ln.split(",")[0] for ln in (run / "training.csv").read_text().splitlines()[1:]]
     assert epochs == ["0", "1", "2"]                 # none lost, none repeated
-    assert (run / "training.csv").read_text().splitlines()[1:] == (reference_run / "training.csv").read_text().splitlines()[1:]
-
-
-def test_sigterm_mid_epoch_checkpoints_and_resumes_exactly(tmp_path, train_store, reference_run):
-    """One process, SIGTERM in the middle of epoch 2: checkpoint at that step (the epoch's loss sums
-    in progress.json), exit 42; the same command ends with the uninterrupted weights and CSV."""
-    run = tmp_path / "run"
-    r = _train_process(train_store, run, "step:3:TERM")            # SIGTERM before step 3 (epoch 2 of 3)
-    assert r.returncode == 42, r.stderr[-2000:]
-    import json
-    assert json.loads((run / "progress.json").read_text())["step"] == 3
-    assert not (run / "model.keras").exists()
-    r = _train_process(train_store, run)
-    assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "training.csv").read_text() == (reference_run / "training.csv").read_text()
-    from keras_openpose.model.networks import load_network
-    for a, b in zip(load_network(reference_run / "model.keras").get_weights(), load_network(run / "model.keras").get_weights()):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_divergence_never_checkpoints_non_finite_weights(tmp_path, train_store):
@@ -111,7 +102,10 @@ def test_cmu_learning_rate_multipliers(vgg19_network):
 
 def test_it_learns(tmp_path, train_store, train_split):
     """Overfit a few training images without augmentation: the loss falls and the decoded poses on
-    those images reach AP >= 0.5 (a check of the whole training path, not of generalisation)."""
+    those images reach AP >= 0.5 (a check of the whole training path, not of generalisation).
+    Measured (bfloat16, not bit-reproducible under load): 240 steps AP 0.90, last / first epoch
+    loss 0.32; 300 steps 0.955; 150 steps 0.44 (fails). Export parity of a GroupNorm network is
+    tests/test_export.py's, of a trained one test_int8_export_of_the_trained_network_keeps_its_ap."""
     from keras_openpose.evaluate.cocoeval import coco_keypoint_eval
     from keras_openpose.config import InferenceOptions
     from keras_openpose.inference.estimator import PoseEstimator
@@ -129,7 +123,7 @@ def test_it_learns(tmp_path, train_store, train_split):
     store = tmp_path / "few.h5"
     build_store(train_split, store, exclude_ids=set(train_split.image_ids) - set(chosen), workers=1, progress=False)
     aug = AugmentConfig(crop=192, enabled=False)
-    cfg = _cfg(steps=300, steps_per_epoch=100, batch_size=3, learning_rate=2e-3, lr_step=200, lr_gamma=0.3,
+    cfg = _cfg(steps=240, steps_per_epoch=80, batch_size=3, learning_rate=2e-3, lr_step=160, lr_gamma=0.3,
                precision="mixed_bfloat16", augment=aug)
     path = train_expert(cfg, store, tmp_path / "run", verbose=0)
     est = PoseEstimator.from_weights(path, InferenceOptions(box_size=192))
@@ -156,10 +150,6 @@ def test_it_learns(tmp_path, train_store, train_split):
         dets += [{"image_id": k + 1, "category_id": 1, **p} for p in est.estimate(crop)]
     stats, _ = coco_keypoint_eval(gt, dets)
     assert stats["AP"] >= 0.5, (stats, losses)
-    # the trained network exports and passes its own parity check (fp32 engines differ by ~1.6e-3 here)
-    from keras_openpose.export import export_model
-    rep = export_model(path, "onnx", tmp_path / "trained.onnx")
-    assert 0 < rep["max_abs_diff"] <= rep["tolerance"]
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, train_store):
