@@ -91,6 +91,35 @@ def render_gt_maps(split, image_id, box=368, codec=None):
     return heat, paf, stride
 
 
+def run_script(*args):
+    """Run a user-facing script (``path.py ...``, relative to the repository, or ``-m module ...``) as
+    ``__main__`` in this process with ``args`` as its command line: the script file itself runs,
+    without starting a new Python and TensorFlow (4-8 s each). Returns a
+    :class:`subprocess.CompletedProcess` (``returncode`` from its ``SystemExit``, 0 when it returns).
+    For what only a separate process shows (a traceback, start-up before TensorFlow, signals), tests
+    start one."""
+    import contextlib
+    import io
+    import runpy
+    import subprocess
+    module = args[1] if args[0] == "-m" else None
+    argv = [module, *args[2:]] if module else [str(REPO / args[0]), *args[1:]]
+    out, err, saved, code = io.StringIO(), io.StringIO(), sys.argv, 0
+    sys.argv = [str(a) for a in argv]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                if module:
+                    runpy.run_module(module, run_name="__main__", alter_sys=True)
+                else:
+                    runpy.run_path(argv[0], run_name="__main__")
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved
+    return subprocess.CompletedProcess([str(a) for a in args], code, out.getvalue(), err.getvalue())
+
+
 #: Small real COCO-format sets with other skeletons (research-only images: read from ../shared, never copied).
 SHARED_KEYPOINTS = REPO.parent / "shared" / "data" / "keypoints"
 

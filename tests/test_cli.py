@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_script
 from keras_openpose.cli import str2bool
 
 SCRIPTS = ["training/generate_masks_coco2014.py", "training/generate_hdf5_coco2014.py", "training/train_pose.py",
@@ -97,7 +97,7 @@ def test_predict_on_an_image_and_a_video(tmp_path, pretrained_weights, val_split
 
     import cv2
     img = val_split.image_path(val_split.image_ids[0])
-    r = _run("-m", "keras_openpose.predict", "--weights", str(pretrained_weights), "--input", str(img),
+    r = run_script("-m", "keras_openpose.predict", "--weights", str(pretrained_weights), "--input", str(img),
              "--out", str(tmp_path / "img"), "--show-kpt-name", "--show-maps")
     assert r.returncode == 0, r.stderr[-1500:]
     over = cv2.imread(str(tmp_path / "img" / f"{img.name}_pose.jpg"))   # keyed by the file name
@@ -112,7 +112,7 @@ def test_predict_on_an_image_and_a_video(tmp_path, pretrained_weights, val_split
     for i in val_split.image_ids[:4]:
         vw.write(cv2.resize(val_split.read(i), (320, 240)))
     vw.release()
-    r = _run("-m", "keras_openpose.predict", "--weights", str(pretrained_weights), "--input", str(video),
+    r = run_script("-m", "keras_openpose.predict", "--weights", str(pretrained_weights), "--input", str(video),
              "--out", str(tmp_path / "vid"), "--track", "--smooth", "--peak-threshold", "0.02", "--min-mean-score", "0")
     assert r.returncode == 0, r.stderr[-1500:]
     assert "in 4 frames" in r.stdout and (tmp_path / "vid" / "overlay.mp4").stat().st_size > 0
@@ -140,7 +140,7 @@ def test_eval_script_full_report_on_known_answer(tmp_path, val_split):
             people = [{"keypoints": a["keypoints"], "score": 1.0} for a in val_split.anns_by_image[i]
                       if a["num_keypoints"] > 0 and not a["iscrowd"]]
             f.write(json.dumps({"image_id": i, "seconds": 0.01, "people": people}) + "\n")
-    r = _run("eval/eval_coco2014_single_scale.py", "--effect", "", "--coco_dataType", "val2017",
+    r = run_script("eval/eval_coco2014_single_scale.py", "--effect", "", "--coco_dataType", "val2017",
              "--coco-root", "dataset/sample", "--compute_keypoint", "False", "--eval_compute_keypoint", "True",
              "--out", str(out))
     assert r.returncode == 0, r.stderr[-1500:]
@@ -170,9 +170,9 @@ def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_s
         shutil.copy(untrained_model, models / f"pose_{d}.keras")
     train_classifier(train_split.image_dir, None, models / "domain_classifier.pt", epochs=1, max_images=4,
                      progress=False, feature_reps=1)
-    r = _run("train_domain_classifier/ensemble.py", "--coco_dataType", "val2017", "--coco-root",
+    r = run_script("train_domain_classifier/ensemble.py", "--coco_dataType", "val2017", "--coco-root",
              str(REPO / "dataset" / "sample"), "--models-dir", str(models), "--mode", "fuse", "--fir_img_num", "3",
-             "--map-scores", "--peak-threshold", "1.0", "--out", str(tmp_path / "out"), timeout=300)
+             "--map-scores", "--peak-threshold", "1.0", "--out", str(tmp_path / "out"))
     assert r.returncode == 0, r.stderr[-1500:]
     run = tmp_path / "out" / "val2017-ensemble_fuse-open-pose-single-scale-3"
     ms = json.loads((run / "map_scores.json").read_text())

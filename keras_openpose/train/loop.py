@@ -486,11 +486,15 @@ def train_expert(cfg: ExperimentConfig, store_path: str | Path | None, run_dir: 
     strategy = get_strategy(tc.distribute, tc.worker_timeout)   # first: before TensorFlow runs any op
     _, _, chief = worker_info(strategy)
     run_dir = Path(run_dir)
-    if not chief:
-        return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with OutputLock(run_dir / "run"):
-        return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief)
+    policy = keras.config.dtype_policy()     # the run's precision is set for the run only
+    try:
+        if not chief:
+            return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with OutputLock(run_dir / "run"):
+            return _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief)
+    finally:
+        keras.config.set_dtype_policy(policy)
 
 
 def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, init_vgg19, chief):
