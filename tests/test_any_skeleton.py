@@ -54,37 +54,53 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 tf.config.experimental.enable_op_determinism()
 from keras_openpose.config import AugmentConfig, ExperimentConfig, TrainConfig
 from keras_openpose.train.loop import train_expert
-steps = {steps}
-cfg = ExperimentConfig(model="tiny", train=TrainConfig(
-    batch_size=4, steps=steps, steps_per_epoch=steps // 2, learning_rate=2e-3, lr_step=int(0.75 * steps),
-    lr_gamma=0.3, seed={seed}, augment=AugmentConfig(crop={crop}, enabled=False)))
-print(train_expert(cfg, {store!r}, {run!r}, verbose=0))
+for store, run, steps in {jobs!r}:
+    cfg = ExperimentConfig(model="tiny", train=TrainConfig(
+        batch_size=4, steps=steps, steps_per_epoch=steps // 2, learning_rate=2e-3, lr_step=int(0.75 * steps),
+        lr_gamma=0.3, seed={seed}, augment=AugmentConfig(crop={crop}, enabled=False)))
+    print(train_expert(cfg, store, run, verbose=0))
 """
+CROP = 128
 
 
-def train_deterministic(store, run, steps, crop=128, seed=0):
-    """Train the tiny network on ``store`` in a fresh process (see :data:`TRAIN`); the model path."""
+def train_deterministic(jobs, crop=CROP, seed=0):
+    """Train the tiny network on each ``(store, run folder, steps)`` of ``jobs``, one after the
+    other in one fresh process (see :data:`TRAIN`; every run sets its own seed first); the model paths."""
     env = {"KERAS_OPENPOSE_TENSORBOARD": "0", "PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    code = TRAIN.format(repo=str(REPO), steps=steps, seed=seed, crop=crop, store=str(store), run=str(run))
+    code = TRAIN.format(repo=str(REPO), jobs=[(str(a), str(b), int(c)) for a, b, c in jobs], seed=seed, crop=crop)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
-    return r.stdout.strip().splitlines()[-1]
+    return r.stdout.strip().splitlines()[-len(jobs):]
+
+
+@pytest.fixture(scope="module")
+def trained_sets(tmp_path_factory):
+    """``{annotation file: (folder, store report, model path)}``: a store of each set of :data:`SETS`
+    and the tiny network trained on it (the three trainings in one process: one TensorFlow start)."""
+    from keras_openpose.data.store import build_store
+    root, jobs, out = tmp_path_factory.mktemp("sets"), [], {}
+    for ann, _, steps in SETS:
+        d = root / ann.split("/")[0]
+        d.mkdir()
+        out[ann] = (d, build_store(shared_split(ann), d / "s.h5", workers=1, progress=False))
+        jobs.append((d / "s.h5", d / "run", steps))
+    return {ann: (*out[ann], path) for ann, path in zip(out, train_deterministic(jobs))}
 
 
 @pytest.mark.parametrize("ann,skeleton,steps", SETS)
-def test_store_train_evaluate_predict(tmp_path, ann, skeleton, steps):
+def test_store_train_evaluate_predict(trained_sets, ann, skeleton, steps):
     from keras_openpose.config import InferenceOptions
     from keras_openpose.evaluate.maps import MapScorer
     from keras_openpose.evaluate.runs import evaluate_predictor
     from keras_openpose.inference.estimator import PoseEstimator
     from keras_openpose.predict import predict_source
-    from keras_openpose.data.store import Store, build_store
+    from keras_openpose.data.store import Store
     split = shared_split(ann)
     K = split.num_keypoints
-    rep = build_store(split, tmp_path / "s.h5", workers=1, progress=False)
+    tmp_path, rep, path = trained_sets[ann]
     assert rep["complete"] and Store(tmp_path / "s.h5").keypoints.shape[1:] == (K, 3)
-    crop = 128
-    path = train_deterministic(tmp_path / "s.h5", tmp_path / "run", steps, crop)
+    crop = CROP
+    assert len((tmp_path / "run" / "training.csv").read_text().splitlines()) == 1 + 2      # two epochs of steps // 2
     losses = [float(r.split(",")[1]) for r in (tmp_path / "run" / "training.csv").read_text().splitlines()[1:]]
     assert losses[-1] < LOSS_RATIO_MAX * losses[0], losses
     # the model file alone says which skeleton it predicts; people are evaluated at the training scale

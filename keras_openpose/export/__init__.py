@@ -163,10 +163,13 @@ def equalize_channel_ranges(model, samples, quantile: float = EQUALIZE_QUANTILE)
             pairs.append((prod, act, consumers))
     if not pairs:
         return []
+    import tensorflow as tf
     probe = keras.Model(model.inputs, [a.output for _, a, _ in pairs])
+    # one graph for every sample size (calibration images have their own widths): eager calls cost ~4x
+    run = tf.function(lambda x: probe(x, training=False), input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
     top = None
     for x in samples:
-        outs = probe([x], training=False)
+        outs = run(np.asarray(x, np.float32))
         m = [np.asarray(o).max(axis=(0, 1, 2)) for o in (outs if isinstance(outs, (list, tuple)) else [outs])]
         top = m if top is None else [np.maximum(a, b) for a, b in zip(top, m)]
     done = []
