@@ -43,7 +43,7 @@ def main():
     from keras_openpose.inference.estimator import PoseEstimator, preprocess
     from keras_openpose.model.weights import ensure_pretrained
 
-    weights = str(ensure_pretrained(a.weights) if a.weights is None or a.weights.endswith(".keras") else a.weights)
+    weights = str(ensure_pretrained(a.weights) if a.weights else ensure_pretrained())
     split = CocoSplit(REPO / "dataset" / "sample", a.split)
     ids = split.image_ids
     est = PoseEstimator.from_weights(weights, InferenceOptions(box_size=a.height))

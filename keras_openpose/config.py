@@ -177,6 +177,8 @@ def _rules():
                                       "where their PAF is empty"),
         "DecodeOptions.upsample": R(int, 1, 8, help="heatmaps upsampled by this factor (bicubic) before peak finding"),
         "DecodeOptions.score_exponent": R(float, 0, 10, help="person score = mean score x (parts / P) ^ exponent"),
+        "DecodeOptions.merge_ratio": R(float, 0, 10, help="join fragments of one person closer than this x limb "
+                                       "hops x mean limb length (0 = off)"),
         "DecodeOptions.paf_samples_per_cell": R(float, 0, 100, help="PAF samples per cell of limb length on top of "
                                                 "paf_samples (0 = fixed count)"),
         # augmentation

@@ -75,8 +75,48 @@ def test_decode_gt_maps_recovers_people(val_split):
             assert set(kp[:, 2]) <= {0.0, 2.0} and not kp[kp[:, 2] == 0, :2].any()   # missing = (0, 0, 0)
             dets.append({"image_id": i, "category_id": 1, **r})
     stats, _ = coco_keypoint_eval(val_split.data, dets, ids)
-    # 0.869 with today's defaults and LEGACY_DECODE_OPTIONS alike (0.772 before short limbs and lone peaks)
-    assert stats["AP"] == pytest.approx(0.869, abs=0.002), stats
+    # 0.901 with today's defaults (0.869 without merge_ratio, and with LEGACY_DECODE_OPTIONS; 0.772
+    # before short limbs and lone peaks)
+    assert stats["AP"] == pytest.approx(0.901, abs=0.002), stats
+
+
+def test_a_person_cut_at_a_missing_neck_is_joined_again():
+    """Left arm, head and both legs labelled, the right shoulder not: the neck (the shoulders' mean)
+    is absent, so every limb through it is; the decoder joins the fragments into the one person."""
+    kp = np.zeros((1, 17, 3), np.float32)
+    pts = {0: (100, 50), 1: (104, 46), 2: (96, 46), 5: (112, 80), 7: (118, 115), 9: (122, 150),
+           11: (108, 150), 12: (92, 150), 13: (108, 200), 14: (92, 200), 15: (108, 250), 16: (92, 250)}
+    for k, (x, y) in pts.items():
+        kp[0, k] = (x, y, 2)
+    heat, paf = DEFAULT_CODEC.encode(kp, (300, 200))
+    apart = DEFAULT_CODEC.with_decode(merge_ratio=0).decode(heat, paf, (300, 200))
+    assert len(apart) >= 3                                   # head, arm, each leg (the hips are not linked)
+    joined = DEFAULT_CODEC.decode(heat, paf, (300, 200))
+    assert len(joined) == 1, joined
+    got = np.array(joined[0]["keypoints"]).reshape(17, 3)
+    lab = list(pts)
+    assert (got[lab, 2] > 0).all() and not got[[k for k in range(17) if k not in pts], 2].any()
+    np.testing.assert_allclose(got[lab, :2], kp[0, lab, :2], atol=1.5)
+
+
+def test_fragments_are_joined_within_the_bound_only():
+    """_merge_fragments on two one-limb fragments: left hip-knee and right hip-knee, 40 px limbs,
+    side by side ``dx`` apart. The knees are 4 limbs apart (knee-hip-neck-hip-knee), the closest
+    pair relative to the bound, so at ratio 1 they join while ``dx <= 4 x 40 = 160`` px."""
+    from keras_openpose.codec import _merge_fragments
+    sk = DEFAULT_CODEC.skeleton
+    lhip, lknee, rhip, rknee = (sk.parts.index(n) for n in ("left_hip", "left_knee", "right_hip", "right_knee"))
+    for dx, joined in ((150.0, True), (159.0, True), (161.0, False), (170.0, False)):
+        x = np.array([0.0, 0.0, dx, dx])
+        y = np.array([0.0, 40.0, 0.0, 40.0])
+        a, b = -np.ones(sk.num_parts, np.int64), -np.ones(sk.num_parts, np.int64)
+        a[[lhip, lknee]] = [0, 1]
+        b[[rhip, rknee]] = [2, 3]
+        people = [[a, 2.5, 2, 1], [b, 2.0, 2, 1]]
+        _merge_fragments(people, x, y, sk, 1.0)
+        assert [q[2] for q in people] == ([4, 0] if joined else [2, 2]), dx
+        if joined:
+            assert people[0][0][[lhip, lknee, rhip, rknee]].tolist() == [0, 1, 2, 3] and people[0][1] == 4.5
 
 
 def test_short_limbs_without_paf_are_joined_by_proximity():
@@ -361,7 +401,7 @@ def test_legacy_options_are_the_old_defaults():
     (a model saved with them decodes as before)."""
     old = dict(peak_threshold=0.1, smooth_sigma=0.0, refine=True, paf_samples=10, paf_threshold=0.05,
                paf_min_fraction=0.8, length_prior=True, min_parts=1, min_mean_score=0.4, short_limb=1.0,
-               upsample=1, score_exponent=1.0, paf_samples_per_cell=0.0)
+               upsample=1, score_exponent=1.0, paf_samples_per_cell=0.0, merge_ratio=0.0)
     import dataclasses
     assert dataclasses.asdict(LEGACY_DECODE_OPTIONS) == old
     codec = PafCodec.from_dict({**DEFAULT_CODEC.to_dict(), "decode": old})
