@@ -362,9 +362,10 @@ def _limb_order(skeleton: Skeleton):
     return tree + [i for i in order if not starts[i]], starts
 
 
+@lru_cache(maxsize=16)
 def _part_hops(skeleton: Skeleton) -> np.ndarray:
-    """``(P, P)`` number of limbs on the shortest skeleton path between two parts (Floyd-Warshall;
-    ``inf`` between parts no path joins)."""
+    """``(P, P)`` number of limbs on the shortest skeleton path between two parts (Floyd-Warshall,
+    once per skeleton; ``inf`` between parts no path joins). Read-only."""
     P = skeleton.num_parts
     d = np.full((P, P), np.inf)
     np.fill_diagonal(d, 0)
@@ -372,6 +373,7 @@ def _part_hops(skeleton: Skeleton) -> np.ndarray:
         d[a, b] = d[b, a] = 1
     for k in range(P):
         d = np.minimum(d, d[:, k:k + 1] + d[k:k + 1, :])
+    d.flags.writeable = False
     return d
 
 
@@ -384,48 +386,45 @@ def _merge_fragments(people: list, x: np.ndarray, y: np.ndarray, skeleton: Skele
     ``A`` and ``b`` of ``B`` lie within ``ratio x hops(a, b) x L`` pixels of each other, with
     ``hops`` the number of limbs between the two parts in the skeleton and ``L`` the larger of the
     two fragments' mean limb lengths (fragments without a limb have none; two such are not
-    joined). Closest pairs (relative to that bound) are joined first."""
-    hops = _part_hops(skeleton)
-    limbs = np.array(skeleton.limbs, np.int64).reshape(-1, 2)
+    joined). Closest pairs (relative to that bound) are joined first. Every pair of peaks of
+    every pair of fragments is compared at once (no Python loop over pairs).
+
+    Args:
+        people: the grouping's ``[peak ids (P,), total score, n parts, n connections]`` (a dead
+            entry has 0 parts).
+        x, y: peak positions, image pixels.
+    """
     alive = [i for i, q in enumerate(people) if q[2] > 0]
     if len(alive) < 2:
         return
-
-    def mean_limb(ids):
-        ok = (ids[limbs[:, 0]] >= 0) & (ids[limbs[:, 1]] >= 0)
-        if not ok.any():
-            return 0.0
-        a, b = ids[limbs[ok, 0]], ids[limbs[ok, 1]]
-        return float(np.mean(np.hypot(x[a] - x[b], y[a] - y[b])))
-
-    L = {i: mean_limb(people[i][0]) for i in alive}
-    cands = []
-    for ii, i in enumerate(alive):
-        A = people[i][0]
-        pa = np.nonzero(A >= 0)[0]
-        for j in alive[ii + 1:]:
-            B = people[j][0]
-            if np.any((A >= 0) & (B >= 0)):
-                continue
-            scale = max(L[i], L[j])
-            if scale <= 0:
-                continue
-            pb = np.nonzero(B >= 0)[0]
-            h = hops[np.ix_(pa, pb)]
-            dist = np.hypot(x[A[pa]][:, None] - x[B[pb]][None], y[A[pa]][:, None] - y[B[pb]][None])
-            r = float(np.min(dist / (h * scale)))
-            if r <= ratio:
-                cands.append((r, i, j))
-    for _, i, j in sorted(cands):
-        A, B = people[i], people[j]
+    ids = np.stack([people[i][0] for i in alive])                      # (F, P) peak ids, -1 absent
+    has = ids >= 0
+    la, lb = np.array(skeleton.limbs, np.int64).reshape(-1, 2).T
+    both = has[:, la] & has[:, lb]                                     # (F, limbs) limbs present
+    a, b = np.maximum(ids[:, la], 0), np.maximum(ids[:, lb], 0)
+    length = np.where(both, np.hypot(x[a] - x[b], y[a] - y[b]), 0.0)
+    L = length.sum(1) / np.maximum(both.sum(1), 1)                    # (F,) mean limb length, 0 = none
+    f, part = np.nonzero(has)                                          # every peak of every fragment
+    peak = ids[f, part]
+    i, j = np.nonzero(f[:, None] < f[None, :])                         # peak pairs across fragments
+    fi, fj = f[i], f[j]
+    scale = np.maximum(L[fi], L[fj])
+    keep = (scale > 0) & ~np.any(has[fi] & has[fj], axis=1)            # disjoint fragments with a scale
+    i, j, fi, fj = i[keep], j[keep], fi[keep], fj[keep]
+    r = np.hypot(x[peak[i]] - x[peak[j]], y[peak[i]] - y[peak[j]]) / (_part_hops(skeleton)[part[i], part[j]] * scale[keep])
+    best = np.full((len(alive), len(alive)), np.inf)
+    np.minimum.at(best, (fi, fj), r)                                   # closest pair of each fragment pair
+    ci, cj = np.nonzero(best <= ratio)
+    for k in np.argsort(best[ci, cj], kind="stable"):
+        A, B = people[alive[ci[k]]], people[alive[cj[k]]]
         if A[2] == 0 or B[2] == 0 or np.any((A[0] >= 0) & (B[0] >= 0)):
             continue
-        keep, gone = (A, B) if A[2] >= B[2] else (B, A)
+        kept, gone = (A, B) if A[2] >= B[2] else (B, A)
         m = gone[0] >= 0
-        keep[0][m] = gone[0][m]
-        keep[1] += gone[1]
-        keep[2] += gone[2]
-        keep[3] += gone[3]
+        kept[0][m] = gone[0][m]
+        kept[1] += gone[1]
+        kept[2] += gone[2]
+        kept[3] += gone[3]
         gone[2] = 0
 
 

@@ -166,7 +166,7 @@ def equalize_channel_ranges(model, samples, quantile: float = EQUALIZE_QUANTILE)
     import tensorflow as tf
     probe = keras.Model(model.inputs, [a.output for _, a, _ in pairs])
     # one graph for every sample size (calibration images have their own widths): eager calls cost ~4x
-    run = tf.function(lambda x: probe(x, training=False), input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    run = tf.function(lambda x: probe(x, training=False), input_signature=_signature(None))
     top = None
     for x in samples:
         outs = run(np.asarray(x, np.float32))
