@@ -148,6 +148,26 @@ def test_low_light_simulation_and_validation(tmp_path, val_split, train_split):
     assert cm.sum(1).tolist() == [0, 8, 0]
 
 
+def test_low_light_is_its_formula_byte_for_byte(val_split):
+    """The in-place low_light gives the bytes of its docstring's formula written out plainly:
+    sRGB -> linear, x exposure, + N(0, 1) x sqrt(shot x y + read^2), lamps, clip, -> sRGB, round, JPEG."""
+    import cv2
+    from keras_openpose.data.domains import _linear_to_srgb, _srgb_to_linear, low_light
+
+    def formula(img, exposure, rng, keep_highlights, shot=0.01, read=0.002, quality=85):
+        y = _srgb_to_linear(img.astype(np.float32) / 255.0) * exposure
+        y = y + rng.standard_normal(y.shape, dtype=np.float32) * np.sqrt(shot * y + read ** 2)
+        if keep_highlights:
+            y = np.where(img >= 250, 1.0, y)
+        out = np.clip(np.rint(_linear_to_srgb(np.clip(y, 0.0, 1.0)) * 255), 0, 255).astype(np.uint8)
+        return cv2.imdecode(cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
+    for k, i in enumerate(val_split.image_ids[:4]):
+        img = val_split.read(i)
+        for exposure, lamps in ((0.03, True), (0.2, False), (1.0, True)):
+            np.testing.assert_array_equal(low_light(img, exposure, np.random.default_rng(k), keep_highlights=lamps),
+                                          formula(img, exposure, np.random.default_rng(k), lamps))
+
+
 def test_dark_lights_are_low_light_captures():
     """dark_lights = 0: the reference's darkening; 1: every dark image a low-light capture at a
     random exposure (0.03-0.5), noise and JPEG quality, lamps kept clipped in about half."""
