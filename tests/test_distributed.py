@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_script
 
 TRAIN = str(REPO / "training" / "train_pose.py")
 #: SGD: its updates are linear in the gradients, so float rounding stays at rounding size (Adam's
@@ -61,10 +61,10 @@ def _csv(run):
 
 @pytest.fixture(scope="module")
 def one_process(tmp_path_factory, train_store):
+    """The same command without a cluster, run in this process (:func:`conftest.run_script`)."""
     tmp = tmp_path_factory.mktemp("one")
-    r = subprocess.run([sys.executable, TRAIN, "--store", str(train_store), *FLAGS, "--out", str(tmp / "run"),
-                        "--models-dir", str(tmp / "models")], env=_env(tmp), capture_output=True, text=True,
-                       timeout=300)
+    r = run_script("training/train_pose.py", "--store", train_store, *FLAGS, "--out", tmp / "run",
+                   "--models-dir", tmp / "models")
     assert r.returncode == 0, r.stderr[-2000:]
     return tmp
 
