@@ -124,11 +124,11 @@ def test_sigterm_then_a_killed_worker_and_each_relaunch_resumes(tmp_path, train_
 
 
 def test_a_peer_that_never_starts_is_named_after_the_timeout(tmp_path, train_store):
-    out, seconds = _workers(train_store, tmp_path / "run", tmp_path / "models", tmp_path, started=1, timeout=8)
+    out, seconds = _workers(train_store, tmp_path / "run", tmp_path / "models", tmp_path, started=1, timeout=4)
     rc, log = out[0]
     assert rc == -9, log[-2000:]
     errors = [ln for ln in log.splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and "worker 1 (localhost:" in errors[0] and "did not join within 8 s" in errors[0]
+    assert len(errors) == 1 and "worker 1 (localhost:" in errors[0] and "did not join within 4 s" in errors[0]
     assert seconds < 60
 
 
