@@ -20,6 +20,9 @@ from .errors import DataError
 DOMAINS = ("normal", "dark", "low_light", "motion_blur", "resolution")
 #: The trained experts and the classifier's classes, in the reference's index order.
 EXPERT_DOMAINS = ("normal", "dark", "motion_blur")
+#: The Keras dtype policies a network trains in; ``auto`` picks this machine's fastest
+#: (:func:`keras_openpose.model.precision.resolve_precision`).
+PRECISIONS = ("auto", "mixed_bfloat16", "mixed_float16", "float32", "bfloat16")
 
 #: The repository root (defaults of the scripts: ``dataset/``, ``models/``, ``eval/results``).
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -200,8 +203,9 @@ def _rules():
         "TrainConfig.lr_step": R(int, 1, help="steps between learning-rate decays"),
         "TrainConfig.lr_gamma": R(float, 0, 1, low_open=True, help="learning-rate decay factor"),
         "TrainConfig.weight_decay": R(float, 0, 1, help="L2 on kernels"),
-        "TrainConfig.precision": R(str, choices=("mixed_bfloat16", "mixed_float16", "float32", "bfloat16"),
-                                   help="Keras dtype policy"),
+        "TrainConfig.precision": R(str, choices=PRECISIONS,
+                                   help="Keras dtype policy; auto: mixed_bfloat16 where the CPU or GPU computes "
+                                        "bfloat16 natively, else float32 (CPU) or mixed_float16 (older GPU)"),
         "TrainConfig.seed": R(int, 0, 2**32 - 1, help="seed"),
         "TrainConfig.workers": R(int, 0, 1024, help="parallel calls of the data map (0 = autotune)"),
         "TrainConfig.distribute": R(str, choices=("none", "mirrored", "multiworker"), help="tf.distribute strategy"),
@@ -374,7 +378,9 @@ class TrainConfig(_Checked):
             learning-rate multipliers x1/x2 backbone and stage 1, x4/x8 later stages).
         learning_rate: base rate; multiplied by ``lr_gamma`` every ``lr_step`` steps.
         weight_decay: L2 on kernels (paper: 5e-4).
-        precision: Keras dtype policy (``mixed_bfloat16`` on CPU, ``mixed_float16`` on GPU, ``float32``).
+        precision: Keras dtype policy (``float32``, ``mixed_bfloat16``, ``mixed_float16``) or ``auto``:
+            the fastest of this machine (:func:`keras_openpose.model.precision.resolve_precision`;
+            bfloat16 only where the hardware computes it natively, it is ~10x slower emulated).
         seed: seeds the sample order, augmentation and initialisation.
         workers: parallel calls of the tf.data map (0 = autotune).
         distribute: ``none``, ``mirrored`` (the GPUs / logical devices of one machine) or
@@ -400,7 +406,7 @@ class TrainConfig(_Checked):
     lr_step: int = 136_106
     lr_gamma: float = 0.333
     weight_decay: float = 5e-4
-    precision: str = "mixed_bfloat16"
+    precision: str = "auto"
     seed: int = 0
     workers: int = 0
     distribute: str = "none"

@@ -90,14 +90,17 @@ class KerasRuntime:
     signature is ``(None, None, None, 3)`` float32, so images of new sizes (every COCO image has
     its own width) reuse the same graph instead of tracing a new one (TensorFlow's ``retracing``
     warning; a trace costs as much as tens of network passes). The trace and the graph's first
-    run happen here, on a small blank input, so that no image pays for them."""
+    run happen here, on a small blank input, so that no image pays for them. A network saved in
+    bfloat16 runs in float32 on a CPU without native bfloat16
+    (:func:`keras_openpose.model.networks.for_this_machine`)."""
 
     name = "keras"
 
     def __init__(self, model, codec: PafCodec | None = None):
         import tensorflow as tf
 
-        from ..model.networks import network_codec
+        from ..model.networks import for_this_machine, network_codec
+        model = for_this_machine(model)     # bfloat16 on a CPU without it: float32 (10x faster there)
         self.model = model
         self.codec = codec or network_codec(model)
         self._fn = tf.function(lambda x: model(x, training=False)[-2:],

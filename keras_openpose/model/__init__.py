@@ -1,6 +1,7 @@
 """The model room: the CPM/PAF networks (:mod:`.networks`: VGG-19 CMU, Lightweight OpenPose, the
 tiny family; self-describing :class:`PoseNetwork`), their losses (:mod:`.losses`, Cao et al. 2017
-eq. 6) and the weight importers (:mod:`.weights`: Caffe, the reference's HDF5, OpenVINO IR).
+eq. 6), the weight importers (:mod:`.weights`: Caffe, the reference's HDF5, OpenVINO IR) and
+the dtype policy each machine computes them in fastest (:mod:`.precision`).
 
 Every public name of the room is importable from here (``from keras_openpose.model import X``);
 the module behind it loads on first use, so importing the room is cheap.
@@ -24,7 +25,10 @@ _NAMES = {
     "build_model": "networks",
     "convert_openvino_ir": "weights",
     "ensure_pretrained": "weights",
+    "cpu_flags": "precision",
+    "cpu_has_native_bfloat16": "precision",
     "expert_path": "networks",
+    "for_this_machine": "networks",
     "get_config": "networks",
     "inference_model": "networks",
     "input_convention": "networks",
@@ -39,6 +43,8 @@ _NAMES = {
     "publish_model": "networks",
     "read_caffemodel": "weights",
     "read_openvino_ir": "weights",
+    "resolve_precision": "precision",
+    "runnable_precision": "precision",
     "save_model_atomic": "networks",
 }
 

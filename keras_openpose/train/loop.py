@@ -79,11 +79,22 @@ from ..model.networks import save_model_atomic
 from .cluster import get_strategy, worker_info
 
 
-def set_precision(precision: str) -> None:
-    """Set the Keras global dtype policy (``float32``, ``mixed_bfloat16``, ``mixed_float16``)."""
-    if precision not in ("float32", "mixed_bfloat16", "mixed_float16", "bfloat16"):
-        raise DataError(f"--precision {precision!r}: use float32, mixed_bfloat16 or mixed_float16")
+def set_precision(precision: str) -> str:
+    """Set the Keras global dtype policy (``float32``, ``mixed_bfloat16``, ``mixed_float16``, or
+    ``auto``: this machine's fastest, :func:`~keras_openpose.model.precision.resolve_precision`).
+
+    Returns:
+        the policy set (``auto`` resolved).
+    Raises:
+        DataError: an unknown policy name.
+    """
+    from ..model.precision import resolve_precision
+    try:
+        precision = resolve_precision(precision)
+    except ValueError as e:
+        raise DataError(f"--precision: {e}") from None
     keras.mixed_precision.set_global_policy(precision)
+    return precision
 
 
 # ------------------------------------------------------------------------------------------
@@ -506,7 +517,7 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
     from ..data.store import Store
     if chief:
         cfg.to_yaml(run_dir / "config.yaml")
-    set_precision(tc.precision)
+    precision = set_precision(tc.precision)    # auto: this machine's policy (the model records it)
     photos = list_photos(tc.images) if tc.images else []
     teacher_src = load_network(tc.distill_from) if tc.distill_from else None   # before the seed: loading draws
     teacher_id = _teacher_identity(tc.distill_from) if tc.distill_from else None
@@ -540,7 +551,7 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
         else:
             # TrainConfig.weight_decay owns the L2 of the kernels (fine-tuning a trained network: 0)
             network = dataclasses.replace(get_network_config(cfg.model), weight_decay=tc.weight_decay)
-            model = build_model(network, codec, tc.precision, tc.effect)
+            model = build_model(network, codec, precision, tc.effect)
             model.info.update(info)
             if init_from:
                 src = load_network(init_from)
@@ -555,7 +566,7 @@ def _train(cfg, tc, strategy, store_path, run_dir, resume, init_from, verbose, i
                 from ..model.weights import load_vgg19_imagenet
                 load_vgg19_imagenet(model, init_vgg19)
             compile_model(model, tc)
-        teacher = load_teacher(teacher_src, tc.precision, codec) if teacher_src is not None else None
+        teacher = load_teacher(teacher_src, precision, codec) if teacher_src is not None else None
     start = _iterations(model)
     if chief:
         _truncate_csv(run_dir / "training.csv", start // tc.steps_per_epoch)
