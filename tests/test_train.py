@@ -103,9 +103,12 @@ def test_cmu_learning_rate_multipliers(vgg19_network):
 def test_it_learns(tmp_path, train_store, train_split):
     """Overfit a few training images without augmentation: the loss falls and the decoded poses on
     those images reach AP >= 0.5 (a check of the whole training path, not of generalisation).
-    Measured (bfloat16, not bit-reproducible under load): 240 steps AP 0.90, last / first epoch
-    loss 0.32; 300 steps 0.955; 150 steps 0.44 (fails). Export parity of a GroupNorm network is
-    tests/test_export.py's, of a trained one test_int8_export_of_the_trained_network_keeps_its_ap."""
+    128 px crops, 180 steps, ``precision: auto``. Measured, 10 runs two at a time (both cores busy):
+    on an AVX2 CPU (auto = float32) AP 0.917 and last / first epoch loss 0.269 in every run; on an
+    AMX CPU (auto = mixed_bfloat16, not bit-reproducible under load) AP 0.944, loss ratio 0.28 in
+    6 runs; other schedules there: 160 steps AP 0.944, 200-300 steps 1.0, 192 px crops x 200 steps
+    0.67-0.93. The margin to AP 0.5 and ratio 0.5 is wide on both. Export parity of a GroupNorm
+    network is tests/test_export.py's, of a trained one test_int8_export_of_the_trained_network_keeps_its_ap."""
     from keras_openpose.evaluate.cocoeval import coco_keypoint_eval
     from keras_openpose.config import InferenceOptions
     from keras_openpose.inference.estimator import PoseEstimator
@@ -122,11 +125,12 @@ def test_it_learns(tmp_path, train_store, train_split):
     assert len(chosen) == 3
     store = tmp_path / "few.h5"
     build_store(train_split, store, exclude_ids=set(train_split.image_ids) - set(chosen), workers=1, progress=False)
-    aug = AugmentConfig(crop=192, enabled=False)
-    cfg = _cfg(steps=240, steps_per_epoch=80, batch_size=3, learning_rate=2e-3, lr_step=160, lr_gamma=0.3,
-               precision="mixed_bfloat16", augment=aug)
+    side = 128                                                   # crop side, input pixels
+    aug = AugmentConfig(crop=side, enabled=False)
+    cfg = _cfg(steps=180, steps_per_epoch=60, batch_size=3, learning_rate=2e-3, lr_step=120, lr_gamma=0.3,
+               precision="auto", augment=aug)
     path = train_expert(cfg, store, tmp_path / "run", verbose=0)
-    est = PoseEstimator.from_weights(path, InferenceOptions(box_size=192))
+    est = PoseEstimator.from_weights(path, InferenceOptions(box_size=side))
     losses = [float(r.split(",")[1]) for r in (tmp_path / "run" / "training.csv").read_text().splitlines()[1:]]
     assert losses[-1] < 0.5 * losses[0], losses
     # decode the training crops themselves (person centred, 0.6 x crop tall)
@@ -143,10 +147,10 @@ def test_it_learns(tmp_path, train_store, train_split):
         kp[lab, :2] = transform_points(kp[lab, :2], m)
         s = np.sqrt(abs(np.linalg.det(m[:, :2])))
         x, y, w, h = st.bbox[person]
-        gt["images"].append({"id": k + 1, "height": 192, "width": 192, "file_name": f"{k}.jpg"})
+        gt["images"].append({"id": k + 1, "height": side, "width": side, "file_name": f"{k}.jpg"})
         gt["annotations"].append({"id": k + 1, "image_id": k + 1, "category_id": 1, "iscrowd": 0,
                                   "keypoints": kp.reshape(-1).tolist(), "num_keypoints": int(lab.sum()),
-                                  "area": float(w * h * s * s), "bbox": [0, 0, 192, 192]})
+                                  "area": float(w * h * s * s), "bbox": [0, 0, side, side]})
         dets += [{"image_id": k + 1, "category_id": 1, **p} for p in est.estimate(crop)]
     stats, _ = coco_keypoint_eval(gt, dets)
     assert stats["AP"] >= 0.5, (stats, losses)

@@ -98,7 +98,7 @@ def run_quickstart(config_path, out_dir) -> dict:
     from ..inference.estimator import PoseEstimator
     from ..model.networks import expert_path, publish_model
     from ..data.store import build_store, write_masks
-    from ..train.loop import train_expert
+    from ..train.run import train_and_publish
     from ..ensemble.uncertainty import disagreement_for_split
     from ..visualize import ap_table
     from ..model.weights import ensure_pretrained
@@ -133,7 +133,7 @@ def run_quickstart(config_path, out_dir) -> dict:
     _timed(timings, "data", t0)
 
     t0 = time.time()
-    _step("3/8 the dark and motion-blur experts, fine-tuned from the normal network (bfloat16 on CPU)")
+    _step("3/8 the dark and motion-blur experts, fine-tuned from the normal network (bfloat16 where the CPU has it)")
     for domain in EXPERT_DOMAINS[1:]:
         dst = expert_path(models, domain)
         if dst.exists():
@@ -156,8 +156,7 @@ def run_quickstart(config_path, out_dir) -> dict:
               f"fine-tuned from {init.name} on {' and '.join(how)}"
               + (f", distilled from it on the clean view (weight {tc.distill_weight})" if tc.distill_from else ""))
         run_dir = out / "train" / domain
-        final = train_expert(run_cfg, store if ft.labels else None, run_dir, init_from=init)
-        publish_model(final, models, domain, {"config": cfg.model, "steps": tc.steps, "run": str(run_dir)})
+        train_and_publish(run_cfg, str(store) if ft.labels else None, run_dir, models, init_from=init)
     _timed(timings, "experts", t0)
 
     t0 = time.time()
