@@ -71,8 +71,7 @@ def train_pose(argv=None):
     from ..train.run import train_and_publish
     final, dst = train_and_publish(cfg, a.store, out, a.models_dir, resume=not a.no_resume, init_from=a.init_from,
                                    init_vgg19=a.init)
-    if dst:
-        print(f"{final} -> {dst}")
+    print(f"{final} -> {dst}" if dst else "trained as a worker of the cluster; its chief (worker 0) publishes the model")
 
 def train_classifier(argv=None):
     p = command_parser("train.py", "Train the domain classifier (normal / dark / motion_blur) from scratch on any "
