@@ -46,6 +46,7 @@ _NAMES = {
     "resolve_precision": "precision",
     "runnable_precision": "precision",
     "save_model_atomic": "networks",
+    "with_precision": "networks",
 }
 
 __getattr__, __all__ = lazy_exports(__name__, _NAMES)

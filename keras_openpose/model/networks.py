@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 from keras import layers
 
 from ..codec import DEFAULT_CODEC, PAD_VALUE, PafCodec
@@ -380,17 +379,25 @@ def build_model(config="vgg19", codec: PafCodec | None = None, precision: str | 
     return PoseNetwork(config, codec, precision, domain, name=name)
 
 
+def with_precision(model: PoseNetwork, precision: str, name: str | None = None) -> PoseNetwork:
+    """The same network (config, codec, domain, info) and weights in the dtype policy ``precision``
+    (and named ``name``, if given): a new model; ``model`` is unchanged. Weights are cast to the new
+    variables' dtype (under ``mixed_*`` policies variables stay float32)."""
+    twin = PoseNetwork.from_config({**model.get_config(), "precision": precision, **({"name": name} if name else {})})
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def for_this_machine(model: keras.Model) -> keras.Model:
     """``model`` itself, or, for a :class:`PoseNetwork` saved in a bfloat16 policy on a CPU without
-    native bfloat16 (:func:`keras_openpose.model.precision.runnable_precision`), the same network
-    and weights rebuilt in ``float32``: the same maps to bfloat16 rounding, about 10x faster there.
+    native bfloat16 (:func:`keras_openpose.model.precision.runnable_precision`), its
+    :func:`with_precision` twin in ``float32``: the same maps to bfloat16 rounding, ~10x faster there.
     """
     from .precision import runnable_precision
-    if not isinstance(model, PoseNetwork) or runnable_precision(model.precision) == model.precision:
+    if not isinstance(model, PoseNetwork):
         return model
-    twin = PoseNetwork.from_config({**model.get_config(), "precision": runnable_precision(model.precision)})
-    twin.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
-    return twin
+    target = runnable_precision(model.precision)
+    return model if target == model.precision else with_precision(model, target)
 
 
 def inference_model(model: keras.Model) -> keras.Model:

@@ -442,7 +442,7 @@ def load_teacher(src, precision: str, codec):
     Raises:
         DataError: a teacher whose maps are not the codec's (other skeleton or channel counts).
     """
-    from ..model.networks import PoseNetwork, network_codec
+    from ..model.networks import PoseNetwork, network_codec, with_precision
     tcodec = network_codec(src)
     same = (tcodec.num_pafs, tcodec.num_heatmaps) == (codec.num_pafs, codec.num_heatmaps) and \
         tuple(tcodec.skeleton.parts) == tuple(codec.skeleton.parts) and \
@@ -450,10 +450,10 @@ def load_teacher(src, precision: str, codec):
     if not same:
         raise DataError(f"--distill-from: the teacher's maps ({tcodec}) are not the run's ({codec})")
     if isinstance(src, PoseNetwork):
-        teacher = PoseNetwork.from_config({**src.get_config(), "precision": precision, "name": "teacher"})
+        teacher = with_precision(src, precision, "teacher")
     else:
         teacher = keras.models.clone_model(src)
-    teacher.set_weights(src.get_weights())
+        teacher.set_weights(src.get_weights())
     teacher.trainable = False
     return teacher
 
