@@ -90,6 +90,36 @@ def test_divergence_never_checkpoints_non_finite_weights(tmp_path, train_store):
     assert not (tmp_path / "run" / "checkpoint.keras").exists() and not (tmp_path / "run" / "model.keras").exists()
 
 
+def test_lean_adam_is_keras_adam_bit_for_bit_in_fewer_ops():
+    """The training loop's Adam computes the step's scalars once: the same variables and moments as
+    ``keras.optimizers.Adam`` to the last bit after 5 steps (eager and traced, a staircase
+    schedule halving the rate), in under 60 % of its graph ops (22 variables)."""
+    import keras
+    import tensorflow as tf
+    from keras_openpose.model.losses import LeanAdam
+    rng = np.random.default_rng(0)
+    shapes = [(3, 3, 4, 8), (8,), (5,), (1, 1, 8, 3)] * 5 + [(2,), (7, 2)]
+    init = [rng.standard_normal(s).astype("float32") for s in shapes]
+    grads = [[tf.constant(rng.standard_normal(s).astype("float32")) for s in shapes] for _ in range(5)]
+
+    def run(cls, traced):
+        vs = [keras.Variable(w) for w in init]
+        opt = cls(keras.optimizers.schedules.ExponentialDecay(1e-2, 2, 0.5, staircase=True))
+        fn = tf.function(lambda g: opt.apply(g, vs)) if traced else (lambda g: opt.apply(g, vs))
+        for g in grads:
+            fn(g)
+        ops = len(fn.get_concrete_function(grads[0]).graph.get_operations()) if traced else None
+        return [keras.ops.convert_to_numpy(v) for v in [*vs, *opt.variables]], ops
+
+    for traced in (False, True):
+        (ref, ref_ops), (got, got_ops) = run(keras.optimizers.Adam, traced), run(LeanAdam, traced)
+        assert len(ref) == len(got) == 3 * len(shapes) + 1 and int(got[len(shapes)]) == 5   # vars, steps, m, v
+        for a, b in zip(ref, got):
+            np.testing.assert_array_equal(a, b)
+        if traced:
+            assert got_ops < 0.6 * ref_ops, (got_ops, ref_ops)
+
+
 def test_cmu_learning_rate_multipliers(vgg19_network):
     from keras_openpose.model.losses import MultiplierSGD
     m = vgg19_network

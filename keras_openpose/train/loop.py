@@ -74,7 +74,7 @@ import keras
 from ..config import ExperimentConfig, TrainConfig, resolve_skeleton
 from ..errors import ClusterError, DataError, Preempted
 from ..files import OutputLock, atomic_write, kill_point, write_json_atomic
-from ..model.losses import MaskedL2, MultiplierSGD
+from ..model.losses import LeanAdam, MaskedL2, MultiplierSGD
 from ..model.networks import save_model_atomic
 from .cluster import get_strategy, worker_info
 
@@ -106,7 +106,7 @@ def compile_model(model: keras.Model, cfg: TrainConfig) -> keras.Model:
     ``mixed_float16`` wraps the optimizer in Keras' ``LossScaleOptimizer``)."""
     lr = keras.optimizers.schedules.ExponentialDecay(cfg.learning_rate, cfg.lr_step, cfg.lr_gamma, staircase=True)
     if cfg.optimizer == "adam":
-        opt = keras.optimizers.Adam(lr)
+        opt = LeanAdam(lr)
     elif cfg.optimizer == "sgd":
         opt = keras.optimizers.SGD(lr, momentum=0.9)
     elif cfg.optimizer == "sgd_cmu":
