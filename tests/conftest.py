@@ -132,7 +132,7 @@ def shared_split(annotation: str):
 
 
 # ------------------------------------------------------------------------------------------
-# xdist scheduling (``make test`` = ``pytest -n 2``): the longest work first, and the tests that
+# xdist scheduling (``make test`` and ``make test-all`` = ``pytest -n 2``): the longest work first, and the tests that
 # share an expensive module fixture on one worker. Which tests run, and what they assert, is not
 # changed; a run without xdist keeps the file order.
 # ------------------------------------------------------------------------------------------
@@ -221,3 +221,24 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     config.option.loadscopereorder = False      # keep the collection's order of the units
     return LongestFirstScheduling(config, log)
+
+
+#: The ``slow`` marker's rule (pyproject.toml): a test whose setup + call take this many seconds or
+#: more on the 2-core test machine is marked ``@pytest.mark.slow``, so that ``make test`` (the
+#: others) stays within 5 minutes there; ``make test-all`` and CI run every test.
+SLOW_SECONDS = 20
+_SECONDS = {}
+
+
+def pytest_runtest_logreport(report):
+    seconds, slow = _SECONDS.get(report.nodeid, (0.0, False))
+    _SECONDS[report.nodeid] = (seconds + report.duration, slow or "slow" in report.keywords)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Names the tests that broke the rule above in this run (a line, not a failure: timings here
+    vary 10-40 % with the load)."""
+    over = sorted(((s, n) for n, (s, slow) in _SECONDS.items() if s >= SLOW_SECONDS and not slow), reverse=True)
+    if over:
+        terminalreporter.write_line(f"{len(over)} test(s) not marked slow took {SLOW_SECONDS} s or more: "
+                                    + ", ".join(f"{n} ({s:.0f} s)" for s, n in over))

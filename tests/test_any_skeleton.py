@@ -91,6 +91,7 @@ def trained_sets(tmp_path_factory):
     return {ann: (*out[ann], path) for ann, path in zip(out, train_deterministic(jobs))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("ann,skeleton,steps", SETS)
 def test_store_train_evaluate_predict(trained_sets, ann, skeleton, steps):
     from keras_openpose.config import InferenceOptions
@@ -146,6 +147,7 @@ def _cli(*args):
     return r.stdout
 
 
+@pytest.mark.slow
 def test_every_command_on_a_hand_dataset(tmp_path):
     """OneHand10K through the scripts a user runs: check, masks, store, train, test domains, eval,
     ensemble (all experts), disagreement, predict; no flag names the skeleton."""

@@ -187,6 +187,7 @@ def test_dark_lights_are_low_light_captures():
     assert all(x[:4].std() > 0 for x in lit)                 # sensor noise
 
 
+@pytest.mark.slow
 def test_quickstart_classifier_routes_low_light_to_dark(tmp_path, train_split, val_split):
     """The real figures: trained on train2017 with configs/quickstart.yaml's classifier settings
     (one CNN epoch instead of the file's 8, to keep the test short: the crop CNN gets weight 0 on

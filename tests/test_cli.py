@@ -154,6 +154,7 @@ def test_eval_script_full_report_on_known_answer(tmp_path, val_split):
     assert len(json.loads((run_dir / "val2017-ours_result.json").read_text())) == len(matched)
 
 
+@pytest.mark.slow
 def test_ensemble_script_fuse_with_map_scores(tmp_path, untrained_model, train_split, val_split):
     """ensemble.py end to end: three experts + a classifier -> COCO report and map scores. The
     experts are copies of one network, so the fused maps are its maps (weights summing to 1): the

@@ -81,6 +81,7 @@ def two_workers(tmp_path_factory, train_store):
     return tmp, r.stdout
 
 
+@pytest.mark.slow
 def test_two_workers_publish_the_model_of_one_process(one_process, two_workers):
     two, log = two_workers
     assert "[0] Epoch 3/3" in log and "[1] trained as a worker" in log    # both workers ran, output prefixed
@@ -94,6 +95,7 @@ def test_two_workers_publish_the_model_of_one_process(one_process, two_workers):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_sigterm_then_a_killed_worker_and_each_relaunch_resumes(tmp_path, train_store, two_workers):
     """One run through both faults, relaunched with the same commands each time: SIGTERM to worker 1
     at step 6 (mid-epoch 2: every worker checkpoints there, exit 42); then worker 1 SIGKILLed at step

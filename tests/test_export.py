@@ -19,6 +19,7 @@ def hand_model(tmp_path_factory):
 
 # the saved Keras model computes in bfloat16 (as trained on this CPU), the exports in float32 (OpenVINO:
 # bf16 on AMX CPUs): maps agree to bf16 precision; the export's own check compares float32 with float32
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt,suffix,tolerance", [("onnx", ".onnx", 0.03), ("litert", ".tflite", 0.03),
                                                    ("openvino", ".xml", 0.05)])
 def test_export_parity_and_the_same_maps_through_from_weights(tmp_path, hand_model, val_split, fmt, suffix, tolerance):
@@ -64,6 +65,7 @@ def batchnorm_model(tmp_path_factory):
     return save_model_atomic(m, tmp_path_factory.mktemp("bn") / "bn.keras"), scale
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt,suffix", [("onnx", ".onnx"), ("openvino", ".xml")])
 def test_int8_export_calibrated_on_real_images(tmp_path, batchnorm_model, fmt, suffix):
     """ONNX Runtime's static QDQ quantisation (OpenVINO runs the same graph as int8): the maps stay
@@ -90,6 +92,7 @@ def test_int8_export_calibrated_on_real_images(tmp_path, batchnorm_model, fmt, s
         assert PoseEstimator.from_weights(out).codec.skeleton.name == "openpose_coco18"
 
 
+@pytest.mark.slow
 def test_a_failed_parity_check_leaves_no_file(tmp_path, batchnorm_model, monkeypatch):
     """Every format's files (.onnx; .xml + .bin; .tflite + its .json) are removed when the check
     fails. The network is the batch-norm one: any network serves, and without GroupNorm's
@@ -154,6 +157,7 @@ def _ap(est, split, ids):
     return score_detections(split, ids, dets)["stats"]["AP"]
 
 
+@pytest.mark.slow
 def test_int8_export_of_the_trained_network_keeps_its_ap(tmp_path, val_split):
     """The real network (made from the shipped IR) exported to ONNX int8, calibrated on train2017:
     AP within 0.97 of Keras fp32 on the first 12 val2017 images with people at input height 256

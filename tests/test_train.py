@@ -47,6 +47,7 @@ def reference_run(tmp_path_factory, train_store):
     return run
 
 
+@pytest.mark.slow
 def test_killed_and_preempted_training_resumes_to_the_uninterrupted_weights(tmp_path, train_store, reference_run):
     """One run through three faults, each time resumed by the same command from the checkpoint's own
     step counter: kill -9 between epoch 2's CSV row and its checkpoint; kill -9 right after the
@@ -130,6 +131,7 @@ def test_cmu_learning_rate_multipliers(vgg19_network):
     assert mult["Mconv7_stage6_L2/bias"] == 8
 
 
+@pytest.mark.slow
 def test_it_learns(tmp_path, train_store, train_split):
     """Overfit a few training images without augmentation: the loss falls and the decoded poses on
     those images reach AP >= 0.5 (a check of the whole training path, not of generalisation).
@@ -186,6 +188,7 @@ def test_it_learns(tmp_path, train_store, train_split):
     assert stats["AP"] >= 0.5, (stats, losses)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_on_two_logical_cpus(tmp_path, train_store):
     code = f"""
 import tensorflow as tf
@@ -205,6 +208,7 @@ print(train_expert(cfg, {str(train_store)!r}, {str(tmp_path / 'mirrored')!r}, ve
     assert "replicas 2" in r.stdout and "model.keras" in r.stdout
 
 
+@pytest.mark.slow
 def test_float16_loss_scaling_counts_skipped_steps(tmp_path, train_store):
     """mixed_float16 wraps the optimizer in Keras' LossScaleOptimizer, which skips the first steps
     (float16 overflow while the scale falls): the run still counts every step it took, so a resume
@@ -240,6 +244,7 @@ def _first_row(run):
     return dict(zip(head.split(","), map(float, row.split(","))))
 
 
+@pytest.mark.slow
 def test_distillation_term_is_zero_for_the_teacher_itself(tmp_path, train_store, tiny_teacher):
     """Student initialised from the teacher, effect normal: the teacher and the student see the same
     crop, so at step 0 the student's last stage is the teacher's last stage: its distillation terms
@@ -293,6 +298,7 @@ def _cli_process(argv, kill_at=""):
                           capture_output=True, text=True, timeout=300, env=env)
 
 
+@pytest.mark.slow
 def test_photos_distillation_trains_publishes_and_resumes_exactly(tmp_path, tiny_teacher):
     """--images DIR --distill-from M (no store) trains and publishes; SIGTERM mid-run, then the
     same command, ends with the uninterrupted weights; a resume with another teacher is refused."""
